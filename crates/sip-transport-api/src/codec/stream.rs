@@ -1,0 +1,317 @@
+//! `StreamDecoder`: incremental framing of SIP over a byte stream (TCP, TLS).
+//!
+//! Feed it bytes in any split; it yields whole messages, RFC 5626 §3.5.1 keepalive pings
+//! (`CRLFCRLF`) and pongs (`CRLF`), or a typed error after which the connection must close
+//! (RFC 3261 §18.3: Content-Length is mandatory and the next boundary is otherwise unknown).
+//! It owns the read buffer so that reads land in it and messages leave it without a copy.
+
+use bytes::BytesMut;
+
+use crate::message::{Head, find_head_end, parse_head};
+use crate::{Error, Limits, Message, Result};
+
+/// One unit decoded from a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete SIP message.
+    Message(Message),
+    /// A keepalive ping (`CRLFCRLF`); the receiver should answer with a pong (`CRLF`).
+    Ping,
+    /// A keepalive pong (`CRLF`), or a stray CRLF between messages.
+    Pong,
+}
+
+/// Incremental stream framer. See the module docs.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    buf: BytesMut,
+    limits: Limits,
+    /// Where the search for the end of the header block resumes.
+    scan_from: usize,
+    /// Start of the header line being received (for the line-length limit).
+    line_start: usize,
+    /// The parsed head of a message whose body has not fully arrived, and its total length.
+    pending: Option<(Head, usize)>,
+    awaiting_pong: bool,
+    failed: bool,
+}
+
+const INITIAL_CAPACITY: usize = 4096;
+
+impl StreamDecoder {
+    /// A decoder enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        StreamDecoder {
+            buf: BytesMut::with_capacity(INITIAL_CAPACITY),
+            limits,
+            scan_from: 0,
+            line_start: 0,
+            pending: None,
+            awaiting_pong: false,
+            failed: false,
+        }
+    }
+
+    /// The read buffer: read socket data straight into it (`AsyncReadExt::read_buf`), then call
+    /// [`StreamDecoder::decode`] until it returns `Ok(None)`.
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Appends bytes (for callers that do not read into [`StreamDecoder::buffer_mut`]).
+    pub fn extend_from_slice(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes buffered and not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Tells the decoder that we sent a ping, so a lone `CRLF` is the pong and not the first
+    /// half of a ping from the peer.
+    pub fn ping_sent(&mut self) {
+        self.awaiting_pong = true;
+    }
+
+    /// True while part of a header block has arrived but not its end: the window the
+    /// header-read (slowloris) timeout applies to.
+    pub fn is_reading_headers(&self) -> bool {
+        self.pending.is_none() && self.buf.iter().any(|b| !matches!(b, b'\r' | b'\n'))
+    }
+
+    /// True while any part of a message is buffered (headers or body).
+    pub fn is_mid_message(&self) -> bool {
+        self.pending.is_some() || self.is_reading_headers()
+    }
+
+    /// Makes sure at least `n` bytes can be read without reallocating, keeping the buffer
+    /// small for idle connections.
+    pub fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+    }
+
+    /// Frees the buffer's memory when nothing is buffered (for idle connections).
+    pub fn shrink_if_idle(&mut self) {
+        if self.buf.is_empty() && self.pending.is_none() && self.buf.capacity() > INITIAL_CAPACITY {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Decodes the next frame, `Ok(None)` if more bytes are needed. After an error the decoder
+    /// is unusable: close the connection.
+    pub fn decode(&mut self) -> Result<Option<Frame>> {
+        if self.failed {
+            return Err(Error::Malformed {
+                reason: "stream decoder already failed",
+            });
+        }
+        let r = self.decode_inner();
+        if r.is_err() {
+            self.failed = true;
+            self.pending = None;
+            self.buf.clear();
+        }
+        r
+    }
+
+    fn decode_inner(&mut self) -> Result<Option<Frame>> {
+        if self.pending.is_none() {
+            // Keepalive at a message boundary (RFC 5626 §3.5.1).
+            if self.buf.starts_with(b"\r\n") {
+                if self.awaiting_pong {
+                    self.awaiting_pong = false;
+                    let _ = self.buf.split_to(2);
+                    return Ok(Some(Frame::Pong));
+                }
+                if self.buf.starts_with(b"\r\n\r\n") {
+                    let _ = self.buf.split_to(4);
+                    return Ok(Some(Frame::Ping));
+                }
+                if self.buf.len() < 4 && self.buf[2..].iter().all(|b| *b == b'\r') {
+                    return Ok(None); // could still become a ping
+                }
+                let _ = self.buf.split_to(2);
+                return Ok(Some(Frame::Pong));
+            }
+            let limit = self.limits.max_header_size;
+            let from = self.scan_from.min(self.buf.len());
+            let Some(end) = find_head_end(&self.buf[from..]).map(|e| e + from) else {
+                if self.buf.len() > limit {
+                    return Err(Error::HeadersTooLarge { limit });
+                }
+                if let Some(p) = memchr::memrchr(b'\n', &self.buf[from..]) {
+                    self.line_start = from + p + 1;
+                }
+                if self.buf.len() - self.line_start > self.limits.max_line_length {
+                    return Err(Error::LineTooLong {
+                        limit: self.limits.max_line_length,
+                    });
+                }
+                self.scan_from = self.buf.len().saturating_sub(3);
+                return Ok(None);
+            };
+            if end > limit {
+                return Err(Error::HeadersTooLarge { limit });
+            }
+            let head = parse_head(&self.buf[..end], &self.limits)?;
+            let cl = head.content_length.ok_or(Error::MissingContentLength)?;
+            if cl > self.limits.max_body_size as u64 {
+                return Err(Error::BodyTooLarge {
+                    size: cl,
+                    limit: self.limits.max_body_size,
+                });
+            }
+            // cl fits in usize: it is at most max_body_size.
+            let total = end + cl as usize;
+            if total > self.limits.max_message_size {
+                return Err(Error::MessageTooLarge {
+                    size: total,
+                    limit: self.limits.max_message_size,
+                });
+            }
+            self.scan_from = 0;
+            self.line_start = 0;
+            self.pending = Some((head, total));
+        }
+        let total = self.pending.as_ref().map_or(0, |p| p.1);
+        if self.buf.len() < total {
+            self.buf.reserve(total - self.buf.len());
+            return Ok(None);
+        }
+        let Some((head, total)) = self.pending.take() else {
+            return Ok(None);
+        };
+        let bytes = self.buf.split_to(total).freeze();
+        Ok(Some(Frame::Message(Message::from_head(bytes, head, total))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    const OPT: &[u8] = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 3\r\n\r\nabc";
+
+    fn drain(d: &mut StreamDecoder) -> Vec<Frame> {
+        let mut out = vec![];
+        while let Some(f) = d.decode().expect("decodes") {
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn byte_by_byte() {
+        let mut d = StreamDecoder::new(Limits::default());
+        let mut got = vec![];
+        let stream: Vec<u8> = [OPT, OPT].concat();
+        for b in &stream {
+            d.extend_from_slice(&[*b]);
+            got.extend(drain(&mut d));
+        }
+        assert_eq!(got.len(), 2);
+        for f in got {
+            let Frame::Message(m) = f else {
+                panic!("not a message")
+            };
+            assert_eq!(m.as_bytes(), &Bytes::from_static(OPT));
+            assert_eq!(&m.body()[..], b"abc");
+        }
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn keepalive() {
+        let mut d = StreamDecoder::new(Limits::default());
+        d.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(drain(&mut d), vec![Frame::Ping]);
+        // A ping split in two is still one ping.
+        d.extend_from_slice(b"\r\n");
+        assert_eq!(drain(&mut d), vec![]);
+        d.extend_from_slice(b"\r\n");
+        assert_eq!(drain(&mut d), vec![Frame::Ping]);
+        // After we pinged, a lone CRLF is the pong.
+        d.ping_sent();
+        d.extend_from_slice(b"\r\n");
+        assert_eq!(drain(&mut d), vec![Frame::Pong]);
+        // A stray CRLF before a message is reported and skipped (RFC 3261 §7.5).
+        d.extend_from_slice(b"\r\n");
+        d.extend_from_slice(OPT);
+        let f = drain(&mut d);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0], Frame::Pong);
+        assert!(matches!(f[1], Frame::Message(_)));
+    }
+
+    #[test]
+    fn missing_content_length_is_an_error() {
+        let mut d = StreamDecoder::new(Limits::default());
+        d.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n");
+        assert!(matches!(d.decode(), Err(Error::MissingContentLength)));
+        // Poisoned afterwards.
+        assert!(d.decode().is_err());
+    }
+
+    #[test]
+    fn header_limit_without_end() {
+        let l = Limits::default()
+            .with_max_header_size(100)
+            .with_max_line_length(1000);
+        let mut d = StreamDecoder::new(l);
+        d.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\n");
+        assert_eq!(d.decode().expect("ok"), None);
+        assert!(d.is_reading_headers());
+        d.extend_from_slice(&[b'a'; 100]);
+        assert!(matches!(
+            d.decode(),
+            Err(Error::HeadersTooLarge { limit: 100 })
+        ));
+    }
+
+    #[test]
+    fn line_limit_without_end() {
+        let l = Limits::default().with_max_line_length(50);
+        let mut d = StreamDecoder::new(l);
+        d.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\nX: ");
+        assert_eq!(d.decode().expect("ok"), None);
+        d.extend_from_slice(&[b'a'; 60]);
+        assert!(matches!(d.decode(), Err(Error::LineTooLong { limit: 50 })));
+    }
+
+    #[test]
+    fn body_limits() {
+        let l = Limits::default().with_max_body_size(10);
+        let mut d = StreamDecoder::new(l);
+        d.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 11\r\n\r\n");
+        assert!(matches!(
+            d.decode(),
+            Err(Error::BodyTooLarge {
+                size: 11,
+                limit: 10
+            })
+        ));
+        let l = Limits::default().with_max_message_size(40);
+        let mut d = StreamDecoder::new(l);
+        d.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 11\r\n\r\n");
+        assert!(matches!(d.decode(), Err(Error::MessageTooLarge { .. })));
+        let mut d = StreamDecoder::new(Limits::default());
+        d.extend_from_slice(
+            b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 18446744073709551615\r\n\r\n",
+        );
+        assert!(matches!(d.decode(), Err(Error::BodyTooLarge { .. })));
+    }
+
+    #[test]
+    fn waits_for_body_and_tracks_state() {
+        let mut d = StreamDecoder::new(Limits::default());
+        d.extend_from_slice(&OPT[..OPT.len() - 1]);
+        assert_eq!(d.decode().expect("ok"), None);
+        assert!(!d.is_reading_headers());
+        assert!(d.is_mid_message());
+        d.extend_from_slice(&OPT[OPT.len() - 1..]);
+        assert!(matches!(d.decode().expect("ok"), Some(Frame::Message(_))));
+        assert!(!d.is_mid_message());
+    }
+}

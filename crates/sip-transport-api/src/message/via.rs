@@ -1,0 +1,409 @@
+//! The top Via of a message, parsed on demand from the header index.
+//!
+//! Only what the transport layer needs (RFC 3261 §18.2 and RFC 3581): protocol, transport,
+//! sent-by, and the `branch`, `received`, `rport`, `maddr` and `ttl` parameters. It also keeps
+//! the byte positions that received/rport stamping edits.
+
+use std::net::IpAddr;
+
+use crate::{Error, Result};
+
+/// The first value of the first Via header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via<'a> {
+    protocol: &'a str,
+    transport: &'a str,
+    host: &'a str,
+    port: Option<u16>,
+    params: &'a str,
+    /// Absolute offset just after the last byte of this Via value (before any `,`).
+    pub(crate) element_end: usize,
+    /// Absolute offset just after a valueless `rport` parameter name.
+    pub(crate) rport_bare_end: Option<usize>,
+    /// Absolute span of the `received` parameter's value.
+    pub(crate) received_value: Option<(usize, usize)>,
+}
+
+fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn skip_lws(&mut self) {
+        while self.pos < self.end && is_lws(self.buf[self.pos]) {
+            self.pos += 1;
+        }
+    }
+    fn peek(&self) -> Option<u8> {
+        (self.pos < self.end).then(|| self.buf[self.pos])
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    /// Takes bytes until one of `stop` or LWS; returns the span.
+    fn take_until(&mut self, stop: &[u8]) -> (usize, usize) {
+        let s = self.pos;
+        while self.pos < self.end {
+            let b = self.buf[self.pos];
+            if is_lws(b) || stop.contains(&b) {
+                break;
+            }
+            self.pos += 1;
+        }
+        (s, self.pos)
+    }
+    fn str(&self, (s, e): (usize, usize)) -> Result<&'a str> {
+        std::str::from_utf8(&self.buf[s..e]).map_err(|_| Error::Malformed {
+            reason: "Via is not valid UTF-8",
+        })
+    }
+}
+
+const BAD_VIA: Error = Error::Malformed {
+    reason: "malformed Via header",
+};
+
+impl<'a> Via<'a> {
+    /// Parses the first Via value found in `buf[start..end]` (the raw header value).
+    pub(crate) fn parse(buf: &'a [u8], start: usize, end: usize) -> Result<Via<'a>> {
+        let mut c = Cursor {
+            buf,
+            pos: start,
+            end,
+        };
+        c.skip_lws();
+        let name = c.take_until(b"/");
+        c.skip_lws();
+        if !c.eat(b'/') {
+            return Err(BAD_VIA);
+        }
+        c.skip_lws();
+        let version = c.take_until(b"/");
+        c.skip_lws();
+        if !c.eat(b'/') || name.0 == name.1 || version.0 == version.1 {
+            return Err(BAD_VIA);
+        }
+        c.skip_lws();
+        let transport = c.take_until(b";,:[");
+        if transport.0 == transport.1 {
+            return Err(BAD_VIA);
+        }
+        c.skip_lws();
+        // sent-by = host [ COLON port ]; an IPv6 reference is bracketed (RFC 3261 §25.1).
+        let host = if c.peek() == Some(b'[') {
+            let s = c.pos;
+            while c.pos < c.end && c.buf[c.pos] != b']' {
+                c.pos += 1;
+            }
+            if !c.eat(b']') {
+                return Err(BAD_VIA);
+            }
+            (s, c.pos)
+        } else {
+            c.take_until(b":;,")
+        };
+        if host.0 == host.1 {
+            return Err(BAD_VIA);
+        }
+        let mut last_end = host.1;
+        c.skip_lws();
+        let mut port = None;
+        if c.eat(b':') {
+            c.skip_lws();
+            let p = c.take_until(b";,");
+            port = Some(parse_port(&buf[p.0..p.1]).ok_or(BAD_VIA)?);
+            last_end = p.1;
+        }
+        let mut params_start = None;
+        let mut rport_bare_end = None;
+        let mut received_value = None;
+        loop {
+            c.skip_lws();
+            match c.peek() {
+                None | Some(b',') => break,
+                Some(b';') => {
+                    params_start.get_or_insert(c.pos);
+                    c.pos += 1;
+                    c.skip_lws();
+                    let pname = c.take_until(b"=;,");
+                    let name_end = c.pos;
+                    last_end = c.pos;
+                    c.skip_lws();
+                    if c.eat(b'=') {
+                        c.skip_lws();
+                        let v = match c.peek() {
+                            Some(b'"') => {
+                                let s = c.pos;
+                                c.pos += 1;
+                                while c.pos < c.end && c.buf[c.pos] != b'"' {
+                                    if c.buf[c.pos] == b'\\' {
+                                        c.pos += 1;
+                                    }
+                                    c.pos += 1;
+                                }
+                                if !c.eat(b'"') {
+                                    return Err(BAD_VIA);
+                                }
+                                (s, c.pos)
+                            }
+                            Some(b'[') => {
+                                let s = c.pos;
+                                while c.pos < c.end && c.buf[c.pos] != b']' {
+                                    c.pos += 1;
+                                }
+                                if !c.eat(b']') {
+                                    return Err(BAD_VIA);
+                                }
+                                (s, c.pos)
+                            }
+                            _ => c.take_until(b";,"),
+                        };
+                        last_end = c.pos;
+                        if buf[pname.0..pname.1].eq_ignore_ascii_case(b"received") {
+                            received_value = Some(v);
+                        }
+                    } else if buf[pname.0..pname.1].eq_ignore_ascii_case(b"rport") {
+                        rport_bare_end = Some(name_end);
+                    }
+                }
+                Some(_) => return Err(BAD_VIA),
+            }
+        }
+        let params = match params_start {
+            Some(s) => c.str((s, last_end))?,
+            None => "",
+        };
+        let element_end = last_end;
+        Ok(Via {
+            protocol: c.str((name.0, version.1))?,
+            transport: c.str(transport)?,
+            host: c.str(host)?,
+            port,
+            params,
+            element_end,
+            rport_bare_end,
+            received_value,
+        })
+    }
+
+    /// The protocol as written, e.g. `SIP / 2.0` or `SIP/2.0`.
+    pub fn protocol(&self) -> &'a str {
+        self.protocol
+    }
+
+    /// The transport token as written (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`, or unknown).
+    pub fn transport(&self) -> &'a str {
+        self.transport
+    }
+
+    /// The transport as a [`crate::TransportKind`], if it is one this crate implements.
+    pub fn transport_kind(&self) -> Option<crate::TransportKind> {
+        crate::TransportKind::from_token(self.transport)
+    }
+
+    /// The sent-by host as written: a name, an IPv4 address or a bracketed IPv6 reference.
+    pub fn host(&self) -> &'a str {
+        self.host
+    }
+
+    /// The sent-by host as an IP address, if it is one (brackets removed).
+    pub fn host_ip(&self) -> Option<IpAddr> {
+        parse_ip_host(self.host)
+    }
+
+    /// The sent-by port, if given.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The raw parameter string, starting at the first `;` (empty if none).
+    pub fn params(&self) -> &'a str {
+        self.params
+    }
+
+    /// Looks up a parameter: `None` if absent, `Some(None)` if present without a value,
+    /// `Some(Some(v))` otherwise. Names compare case-insensitively.
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        param_iter(self.params)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The `branch` parameter.
+    pub fn branch(&self) -> Option<&'a str> {
+        self.param("branch").flatten()
+    }
+
+    /// The `received` parameter, as an IP address (bracketed or not, RFC 5118 §4.5).
+    pub fn received(&self) -> Option<IpAddr> {
+        self.param("received").flatten().and_then(parse_ip_host)
+    }
+
+    /// The `rport` parameter: `None` if absent, `Some(None)` when requested but not filled,
+    /// `Some(Some(port))` when filled (RFC 3581).
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.param("rport")
+            .map(|v| v.and_then(|v| parse_port(v.as_bytes())))
+    }
+
+    /// The `maddr` parameter (RFC 3261 §18.2.2).
+    pub fn maddr(&self) -> Option<&'a str> {
+        self.param("maddr").flatten()
+    }
+
+    /// The `ttl` parameter for multicast (RFC 3261 §18.1.1).
+    pub fn ttl(&self) -> Option<u8> {
+        self.param("ttl").flatten().and_then(|v| v.parse().ok())
+    }
+}
+
+/// Iterates `;name[=value]` pairs of a parameter string, trimming whitespace.
+fn param_iter(params: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    split_outside_quotes(params, b';').filter_map(|p| {
+        let p = p.trim_matches(|c: char| c.is_ascii_whitespace());
+        if p.is_empty() {
+            return None;
+        }
+        Some(match p.split_once('=') {
+            Some((n, v)) => (
+                n.trim_matches(|c: char| c.is_ascii_whitespace()),
+                Some(v.trim_matches(|c: char| c.is_ascii_whitespace())),
+            ),
+            None => (p, None),
+        })
+    })
+}
+
+/// Splits on `sep` where it is not inside a quoted string.
+pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut pos = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut quoted = false;
+        while pos < bytes.len() {
+            let b = bytes[pos];
+            if quoted && b == b'\\' {
+                pos += 2;
+                continue;
+            }
+            if b == b'"' {
+                quoted = !quoted;
+            } else if b == sep && !quoted {
+                let piece = &s[start..pos];
+                pos += 1;
+                start = pos;
+                return Some(piece);
+            }
+            pos += 1;
+        }
+        done = true;
+        Some(&s[start.min(s.len())..])
+    })
+}
+
+/// Parses a decimal port (1 to 5 digits, at most 65535).
+pub(crate) fn parse_port(b: &[u8]) -> Option<u16> {
+    if b.is_empty() || b.len() > 5 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v: u32 = b.iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0'));
+    u16::try_from(v).ok()
+}
+
+/// Parses an IP host: IPv4, bare IPv6, or a bracketed IPv6 reference.
+pub fn parse_ip_host(host: &str) -> Option<IpAddr> {
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    h.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn via(s: &str) -> Via<'_> {
+        Via::parse(s.as_bytes(), 0, s.len()).expect("parses")
+    }
+
+    #[test]
+    fn simple() {
+        let v = via("SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bK776;rport");
+        assert_eq!(v.transport(), "UDP");
+        assert_eq!(v.host(), "192.0.2.1");
+        assert_eq!(v.port(), Some(5070));
+        assert_eq!(v.branch(), Some("z9hG4bK776"));
+        assert_eq!(v.rport(), Some(None));
+        assert_eq!(v.rport_bare_end, Some(50));
+        assert_eq!(v.element_end, 50);
+    }
+
+    #[test]
+    fn lws_everywhere_and_second_value_ignored() {
+        let s = "SIP / 2.0 / TCP\r\n  host.example.com ; branch = z9hG4bK1 ; received=10.0.0.1 , SIP/2.0/UDP other";
+        let v = via(s);
+        assert_eq!(v.transport(), "TCP");
+        assert_eq!(v.host(), "host.example.com");
+        assert_eq!(v.port(), None);
+        assert_eq!(v.branch(), Some("z9hG4bK1"));
+        assert_eq!(v.received(), Some("10.0.0.1".parse().expect("ip")));
+        assert_eq!(&s[v.element_end..v.element_end + 2], " ,");
+    }
+
+    #[test]
+    fn ipv6() {
+        let v = via("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKas3-111");
+        assert_eq!(v.host(), "[2001:db8::9:1]");
+        assert_eq!(v.host_ip(), Some("2001:db8::9:1".parse().expect("ip")));
+        assert_eq!(v.port(), Some(6050));
+        let v = via("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bK");
+        assert_eq!(v.received(), Some("2001:db8::9:255".parse().expect("ip")));
+        let v = via("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bK");
+        assert_eq!(v.received(), Some("2001:db8::9:255".parse().expect("ip")));
+        assert_eq!(v.branch(), Some("z9hG4bK"));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in [
+            "",
+            "SIP/2.0",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP host:notaport",
+            "SIP/2.0/UDP host:99999",
+            "SIP/2.0/UDP [::1",
+            "SIP/2.0/UDP host junk",
+        ] {
+            assert!(Via::parse(s.as_bytes(), 0, s.len()).is_err(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn params_and_ports() {
+        let v = via("SIP/2.0/WSS abc.invalid;branch=z9hG4bK;maddr=224.2.0.1;ttl=16;rport=7");
+        assert_eq!(v.transport_kind(), Some(crate::TransportKind::Wss));
+        assert_eq!(v.maddr(), Some("224.2.0.1"));
+        assert_eq!(v.ttl(), Some(16));
+        assert_eq!(v.rport(), Some(Some(7)));
+        assert_eq!(parse_port(b"65535"), Some(65535));
+        assert_eq!(parse_port(b"65536"), None);
+        assert_eq!(parse_port(b"0005060"), None);
+    }
+}

@@ -1,0 +1,232 @@
+//! The `Transport` trait and what transports tell the application (`TransportEvent`).
+//!
+//! The trait is dyn-compatible (`Arc<dyn Transport>`) through `async-trait`. Transports are
+//! created by each protocol crate's `bind(config)`, which also returns the event receiver.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::codec::response_target;
+use crate::{Error, FlowId, Message, Result, TransportKind, TransportStats};
+
+/// Where to send: an address, plus the name the target is known by (for TLS server name
+/// verification and SNI, and the WebSocket `Host`) and, for WebSocket, the resource path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// The socket address to connect or send to.
+    pub addr: SocketAddr,
+    /// The host name from the SIP URI (not the resolved IP), if there was one.
+    pub server_name: Option<Arc<str>>,
+    /// The WebSocket resource (path and query), `/` when absent.
+    pub resource: Option<Arc<str>>,
+}
+
+impl Destination {
+    /// A destination known only by address.
+    pub fn new(addr: SocketAddr) -> Self {
+        Destination {
+            addr,
+            server_name: None,
+            resource: None,
+        }
+    }
+
+    /// Sets the host name used for TLS verification and the WebSocket `Host` header.
+    pub fn with_server_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Sets the WebSocket resource path.
+    pub fn with_resource(mut self, path: impl Into<Arc<str>>) -> Self {
+        self.resource = Some(path.into());
+        self
+    }
+}
+
+impl From<SocketAddr> for Destination {
+    fn from(addr: SocketAddr) -> Self {
+        Destination::new(addr)
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.server_name {
+            Some(n) => write!(f, "{n} ({})", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+/// Which side opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The peer connected to our listener.
+    Inbound,
+    /// We dialed the peer.
+    Outbound,
+}
+
+/// Why a connection closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed its side (FIN or WebSocket close).
+    PeerClosed,
+    /// No traffic for `Limits::idle_timeout`.
+    IdleTimeout,
+    /// A header block did not complete within `Limits::header_read_timeout`.
+    HeaderReadTimeout,
+    /// A write did not complete within `Limits::write_timeout`.
+    WriteTimeout,
+    /// The bytes received could not be framed; an `Error` event carries the details.
+    ProtocolError,
+    /// A socket error (reset, ...).
+    Io(std::io::ErrorKind),
+    /// The TLS or WebSocket handshake failed or timed out.
+    HandshakeFailed,
+    /// The transport was closed locally.
+    LocalClose,
+}
+
+/// A message that arrived, with where it came from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReceivedMessage {
+    /// The message. Requests have their top Via stamped (received/rport).
+    pub message: Message,
+    /// The peer address (after PROXY protocol, the original client).
+    pub source: SocketAddr,
+    /// Our address it arrived on.
+    pub local: SocketAddr,
+    /// The transport it arrived over.
+    pub kind: TransportKind,
+    /// The connection it arrived on; `None` for UDP.
+    pub flow: Option<FlowId>,
+}
+
+impl ReceivedMessage {
+    /// Builds the event payload (transports call this).
+    pub fn new(
+        message: Message,
+        source: SocketAddr,
+        local: SocketAddr,
+        kind: TransportKind,
+        flow: Option<FlowId>,
+    ) -> Self {
+        ReceivedMessage {
+            message,
+            source,
+            local,
+            kind,
+            flow,
+        }
+    }
+}
+
+/// What a transport reports to the application, in order per connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TransportEvent {
+    /// A SIP message arrived.
+    Message(ReceivedMessage),
+    /// A connection opened.
+    ConnectionOpened {
+        /// Its flow.
+        flow: FlowId,
+        /// The peer.
+        peer: SocketAddr,
+        /// Our side.
+        local: SocketAddr,
+        /// Its transport.
+        kind: TransportKind,
+        /// Who opened it.
+        direction: Direction,
+    },
+    /// A connection closed.
+    ConnectionClosed {
+        /// Its flow.
+        flow: FlowId,
+        /// The peer.
+        peer: SocketAddr,
+        /// Its transport.
+        kind: TransportKind,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A keepalive pong arrived (RFC 5626 §4.4.1): the flow is alive.
+    Pong {
+        /// The flow.
+        flow: FlowId,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// Something went wrong with received data (a malformed datagram, a framing error that
+    /// closes a connection) or with a queued send. The transport keeps serving.
+    Error {
+        /// The peer involved, if known.
+        peer: Option<SocketAddr>,
+        /// The flow involved, if any.
+        flow: Option<FlowId>,
+        /// What happened.
+        error: Error,
+    },
+    /// The transport has closed; no more events follow.
+    Closed,
+}
+
+/// A SIP transport: one listening socket (or none, for client-only use) and its flows.
+#[async_trait]
+pub trait Transport: Send + Sync + fmt::Debug + 'static {
+    /// The protocol.
+    fn kind(&self) -> TransportKind;
+
+    /// The bound local address.
+    fn local_addr(&self) -> SocketAddr;
+
+    /// Sends a message to a destination: over an open flow to that address if there is one,
+    /// else over a new connection (streams) or as a datagram (UDP). Returns the flow used, or
+    /// `None` for UDP.
+    async fn send_message(&self, message: &Message, dest: &Destination) -> Result<Option<FlowId>>;
+
+    /// Sends a message over a known flow. `Error::FlowClosed` if it is gone.
+    async fn send_on_flow(&self, flow: FlowId, message: &Message) -> Result<()>;
+
+    /// Stops listening, flushes queued writes within the close grace period, closes every
+    /// connection, then reports `TransportEvent::Closed`.
+    async fn close(&self);
+
+    /// True after `close()`.
+    fn is_closed(&self) -> bool;
+
+    /// A snapshot of the counters.
+    fn stats(&self) -> TransportStats;
+
+    /// Sends a response as RFC 3261 §18.2.2 says: over the request's flow when it is still
+    /// open, otherwise to the address the top Via gives (`received`/`rport`/sent-by).
+    /// A Via host that is a name needs RFC 3263 resolution, which the facade's manager does.
+    async fn send_response(&self, response: &Message, flow: Option<FlowId>) -> Result<()> {
+        if let Some(flow) = flow {
+            match self.send_on_flow(flow, response).await {
+                Err(Error::FlowClosed { .. }) => {}
+                other => return other,
+            }
+        }
+        let target = response_target(response)?;
+        let addr = target
+            .socket_addr()
+            .ok_or_else(|| Error::InvalidDestination {
+                reason: format!(
+                    "Via host {:?} needs DNS resolution (RFC 3263 §5)",
+                    target.host
+                ),
+            })?;
+        self.send_message(response, &Destination::new(addr))
+            .await
+            .map(|_| ())
+    }
+}

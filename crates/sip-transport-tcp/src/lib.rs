@@ -1,0 +1,1 @@
+//! SIP over TCP: implementation pending (see the project's issues).

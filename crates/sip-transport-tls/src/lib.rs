@@ -1,0 +1,1 @@
+//! SIP over TLS: implementation pending (see the project's issues).

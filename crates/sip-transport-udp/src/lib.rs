@@ -1,0 +1,1 @@
+//! SIP over UDP: implementation pending (see the project's issues).

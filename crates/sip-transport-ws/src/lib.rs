@@ -1,0 +1,1 @@
+//! SIP over WS: implementation pending (see the project's issues).
