@@ -1,0 +1,73 @@
+//! `cargo xtask deps`: installs the real peers the tests talk to, from Debian's packages, only
+//! when they are missing (a no-op on a machine that has them).
+//!
+//! It is the single place that knows what the tests need outside Rust; `.ci/run` calls it.
+
+use std::process::Command;
+
+use crate::run_cmd;
+
+/// Debian packages the test suite uses, and why.
+const PACKAGES: &[(&str, &str)] = &[
+    ("sip-tester", "SIPp, the UAC/UAS load tool (UDP/TCP interop and benchmarks)"),
+    ("kamailio", "Kamailio SIP server (interop peer and benchmark reference)"),
+    ("kamailio-tls-modules", "Kamailio's TLS listener"),
+    ("kamailio-websocket-modules", "Kamailio's WebSocket listener"),
+    ("openssl", "s_client as an independent TLS client; kam.sh's certificates"),
+    ("procps", "pgrep, used by the Kamailio launcher"),
+    ("python3", "the peer scripts in ../shared/peers"),
+];
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    if let Some(a) = args.first() {
+        return Err(format!("unexpected argument {a:?}"));
+    }
+    if Command::new("dpkg-query").arg("--version").output().is_err() {
+        return Err("this is not a Debian-like system (no dpkg-query); install the peers by hand: SIPp, Kamailio with TLS and websocket modules, openssl".into());
+    }
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(p, _)| !installed(p))
+        .map(|(p, _)| *p)
+        .collect();
+    if missing.is_empty() {
+        eprintln!("xtask deps: all test peers present");
+        return Ok(());
+    }
+    for (p, why) in PACKAGES.iter().filter(|(p, _)| missing.contains(p)) {
+        eprintln!("xtask deps: installing {p}: {why}");
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let sudo = |c: &str| {
+        if root {
+            Command::new(c)
+        } else {
+            let mut s = Command::new("sudo");
+            s.arg(c);
+            s
+        }
+    };
+    run_cmd(sudo("apt-get").args(["update", "-qq"]))?;
+    run_cmd(
+        sudo("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing),
+    )?;
+    let still: Vec<&str> = missing.into_iter().filter(|p| !installed(p)).collect();
+    if still.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("still missing after apt-get: {still:?}"))
+    }
+}
