@@ -143,7 +143,10 @@ impl StreamDecoder {
                 if let Some(p) = memchr::memrchr(b'\n', &self.buf[from..]) {
                     self.line_start = from + p + 1;
                 }
-                if self.buf.len() - self.line_start > self.limits.max_line_length {
+                // A trailing CR may be the first half of the CRLF that ends the line, not
+                // part of it: a line of exactly the limit must pass whatever the split.
+                let open_cr = usize::from(self.buf.last() == Some(&b'\r'));
+                if self.buf.len() - self.line_start - open_cr > self.limits.max_line_length {
                     return Err(Error::LineTooLong {
                         limit: self.limits.max_line_length,
                     });
@@ -277,6 +280,24 @@ mod tests {
         d.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\nX: ");
         assert_eq!(d.decode().expect("ok"), None);
         d.extend_from_slice(&[b'a'; 60]);
+        assert!(matches!(d.decode(), Err(Error::LineTooLong { limit: 50 })));
+    }
+
+    #[test]
+    fn line_of_exactly_the_limit_passes_whatever_the_split() {
+        let l = Limits::default().with_max_line_length(50);
+        let line = format!("X: {}", "a".repeat(47));
+        let msg = format!("OPTIONS sip:x SIP/2.0\r\n{line}\r\nContent-Length: 0\r\n\r\n");
+        let cut = msg.find(&line).expect("line") + line.len() + 1; // just after the CR
+        let mut d = StreamDecoder::new(l.clone());
+        d.extend_from_slice(&msg.as_bytes()[..cut]);
+        assert_eq!(d.decode().expect("not too long"), None);
+        d.extend_from_slice(&msg.as_bytes()[cut..]);
+        assert!(matches!(d.decode(), Ok(Some(Frame::Message(_)))));
+        // One byte more is too long, split there or not.
+        let msg = msg.replace(&line, &format!("{line}a"));
+        let mut d = StreamDecoder::new(l);
+        d.extend_from_slice(&msg.as_bytes()[..cut + 1]);
         assert!(matches!(d.decode(), Err(Error::LineTooLong { limit: 50 })));
     }
 
