@@ -23,6 +23,7 @@
 mod codec;
 mod error;
 mod flow;
+mod identity;
 mod kind;
 mod limits;
 mod message;
@@ -35,6 +36,7 @@ pub use codec::{
 };
 pub use error::{Error, Result};
 pub use flow::FlowId;
+pub use identity::PeerIdentity;
 pub use kind::{TransportKind, UnknownTransport};
 pub use limits::Limits;
 pub use message::{

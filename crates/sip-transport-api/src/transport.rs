@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::codec::response_target;
-use crate::{Error, FlowId, Message, Result, TransportKind, TransportStats};
+use crate::{Error, FlowId, Message, PeerIdentity, Result, TransportKind, TransportStats};
 
 /// Where to send: an address, plus the name the target is known by (for TLS server name
 /// verification and SNI, and the WebSocket `Host`) and, for WebSocket, the resource path.
@@ -107,6 +107,9 @@ pub struct ReceivedMessage {
     pub kind: TransportKind,
     /// The connection it arrived on; `None` for UDP.
     pub flow: Option<FlowId>,
+    /// On secure flows whose peer presented a verified certificate (TLS servers, mutual-TLS
+    /// clients): its identity. Shared by every message of the flow.
+    pub peer_identity: Option<Arc<PeerIdentity>>,
 }
 
 impl ReceivedMessage {
@@ -124,7 +127,14 @@ impl ReceivedMessage {
             local,
             kind,
             flow,
+            peer_identity: None,
         }
+    }
+
+    /// Attaches the peer's verified certificate identity (TLS transports call this).
+    pub fn with_peer_identity(mut self, identity: Option<Arc<PeerIdentity>>) -> Self {
+        self.peer_identity = identity;
+        self
     }
 }
 
