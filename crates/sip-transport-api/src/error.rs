@@ -178,6 +178,71 @@ pub enum Error {
     /// The transport was closed; nothing more can be sent.
     #[error("transport is closed")]
     TransportClosed,
+
+    // ---- TLS ----
+    /// A certificate was not accepted: the peer's by us, or ours by the peer (it told us with
+    /// a TLS alert). No retry with the same certificates can succeed.
+    #[error("TLS certificate with {peer} not accepted: {reason}")]
+    TlsCertificate {
+        /// The peer.
+        peer: SocketAddr,
+        /// What was wrong.
+        reason: CertificateProblem,
+    },
+    /// The TLS handshake failed for a reason other than a certificate (no common protocol
+    /// version or cipher suite, a peer that does not speak TLS, a handshake alert).
+    #[error("TLS handshake with {peer} failed: {source}")]
+    TlsHandshake {
+        /// The peer.
+        peer: SocketAddr,
+        /// The TLS library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The TLS handshake did not complete within `Limits::handshake_timeout`.
+    #[error("TLS handshake with {peer} timed out after {after:?}")]
+    HandshakeTimeout {
+        /// The peer.
+        peer: SocketAddr,
+        /// The timeout in force.
+        after: Duration,
+    },
+}
+
+/// Why a certificate was not accepted (see [`Error::TlsCertificate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateProblem {
+    /// The chain does not lead to a trusted root (unknown CA, self-signed).
+    #[error("issued by an unknown certificate authority")]
+    UnknownIssuer,
+    /// The certificate's validity period has ended.
+    #[error("expired")]
+    Expired,
+    /// The certificate's validity period has not begun.
+    #[error("not valid yet")]
+    NotYetValid,
+    /// The certificate is not valid for the name (or address) we connected to.
+    #[error("not valid for {expected:?}")]
+    NameMismatch {
+        /// The server name or IP address we verified against.
+        expected: String,
+    },
+    /// The certificate has been revoked.
+    #[error("revoked")]
+    Revoked,
+    /// We require a client certificate and the peer sent none.
+    #[error("the peer sent no client certificate, and one is required")]
+    ClientCertificateRequired,
+    /// The peer refused our certificate (or demanded one we did not send), with this TLS alert.
+    #[error("the peer rejected our certificate (TLS alert {alert})")]
+    RejectedByPeer {
+        /// The alert, as the TLS library names it (e.g. `BadCertificate`, `UnknownCA`).
+        alert: String,
+    },
+    /// Anything else wrong with the certificate (bad signature, wrong key usage, malformed).
+    #[error("{0}")]
+    Other(String),
 }
 
 impl Error {
@@ -191,7 +256,9 @@ impl Error {
             | Error::FlowClosed { .. }
             | Error::ConnectTimeout { .. }
             | Error::Io { .. }
-            | Error::ConnectionLimit { .. } => true,
+            | Error::ConnectionLimit { .. }
+            | Error::TlsHandshake { .. }
+            | Error::HandshakeTimeout { .. } => true,
             Error::Connect { source, .. } => !matches!(
                 source.kind(),
                 io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
@@ -210,7 +277,8 @@ impl Error {
             | Error::Bind { .. }
             | Error::InvalidDestination { .. }
             | Error::AddressFamilyMismatch { .. }
-            | Error::TransportClosed => false,
+            | Error::TransportClosed
+            | Error::TlsCertificate { .. } => false,
         }
     }
 
@@ -271,6 +339,36 @@ mod tests {
         );
         assert!(!Error::MissingContentLength.is_recoverable());
         assert!(!Error::TransportClosed.is_recoverable());
+    }
+
+    #[test]
+    fn tls_classification() {
+        let cert = Error::TlsCertificate {
+            peer: addr(),
+            reason: CertificateProblem::Expired,
+        };
+        assert!(!cert.is_recoverable() && !cert.is_framing());
+        assert!(cert.to_string().contains("expired"), "{cert}");
+        let refused = Error::TlsCertificate {
+            peer: addr(),
+            reason: CertificateProblem::RejectedByPeer {
+                alert: "CertificateRequired".into(),
+            },
+        };
+        assert!(!refused.is_recoverable());
+        assert!(refused.to_string().contains("CertificateRequired"));
+        let hs = Error::TlsHandshake {
+            peer: addr(),
+            source: "no common cipher suite".into(),
+        };
+        assert!(hs.is_recoverable());
+        assert!(std::error::Error::source(&hs).is_some());
+        let t = Error::HandshakeTimeout {
+            peer: addr(),
+            after: Duration::from_secs(10),
+        };
+        assert!(t.is_recoverable());
+        assert!(t.to_string().contains("10s"), "{t}");
     }
 
     #[test]
