@@ -34,12 +34,16 @@ pub fn stamp_received(msg: &Message, source: SocketAddr) -> Message {
         edits.push((at, at, port_text.as_bytes()));
     }
     if need_received && !already {
-        match via.received_value {
-            Some((s, e)) => {
+        match (via.received_value, via.received_bare_end) {
+            (Some((s, e)), _) => {
                 let _ = write!(recv_text, "{src_ip}");
                 edits.push((s, e, recv_text.as_bytes()));
             }
-            None => {
+            (None, Some(at)) => {
+                let _ = write!(recv_text, "={src_ip}");
+                edits.push((at, at, recv_text.as_bytes()));
+            }
+            (None, None) => {
                 let _ = write!(recv_text, ";received={src_ip}");
                 edits.push((via.element_end, via.element_end, recv_text.as_bytes()));
             }
@@ -127,6 +131,25 @@ mod tests {
         let m = req("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1");
         let s = stamp_received(&m, "[::ffff:192.0.2.1]:5060".parse().expect("addr"));
         assert_eq!(s, m);
+    }
+
+    #[test]
+    fn duplicate_or_valueless_params_stamp_the_first() {
+        // The accessors read the first rport/received; stamping must write that one.
+        let m = req("SIP/2.0/UDP h;rport;rport;received;received=1.2.3.4");
+        let s = stamp_received(&m, "192.0.2.9:7000".parse().expect("addr"));
+        assert_eq!(
+            top(&s),
+            "SIP/2.0/UDP h;rport=7000;rport;received=192.0.2.9;received=1.2.3.4"
+        );
+        let v = s.top_via().expect("via");
+        assert_eq!(v.rport(), Some(Some(7000)));
+        assert_eq!(v.received(), Some("192.0.2.9".parse().expect("ip")));
+        assert_eq!(
+            stamp_received(&s, "192.0.2.9:7000".parse().expect("addr")),
+            s
+        );
+        assert_eq!(Message::parse(s.as_bytes().clone()).expect("reparse"), s);
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Via<'a> {
     pub(crate) rport_bare_end: Option<usize>,
     /// Absolute span of the `received` parameter's value.
     pub(crate) received_value: Option<(usize, usize)>,
+    /// Absolute offset just after a valueless `received` parameter name.
+    pub(crate) received_bare_end: Option<usize>,
 }
 
 fn is_lws(b: u8) -> bool {
@@ -126,8 +128,13 @@ impl<'a> Via<'a> {
             last_end = p.1;
         }
         let mut params_start = None;
+        // Only the first `rport` and `received` count, as for `Via::param`: stamping edits the
+        // parameter that is read back.
+        let mut seen_rport = false;
+        let mut seen_received = false;
         let mut rport_bare_end = None;
         let mut received_value = None;
+        let mut received_bare_end = None;
         loop {
             c.skip_lws();
             match c.peek() {
@@ -139,6 +146,11 @@ impl<'a> Via<'a> {
                     let pname = c.take_until(b"=;,");
                     let name_end = c.pos;
                     last_end = c.pos;
+                    let is_rport = buf[pname.0..pname.1].eq_ignore_ascii_case(b"rport");
+                    let first_rport = is_rport && !std::mem::replace(&mut seen_rport, true);
+                    let is_received = buf[pname.0..pname.1].eq_ignore_ascii_case(b"received");
+                    let first_received =
+                        is_received && !std::mem::replace(&mut seen_received, true);
                     c.skip_lws();
                     if c.eat(b'=') {
                         c.skip_lws();
@@ -170,11 +182,13 @@ impl<'a> Via<'a> {
                             _ => c.take_until(b";,"),
                         };
                         last_end = c.pos;
-                        if buf[pname.0..pname.1].eq_ignore_ascii_case(b"received") {
+                        if first_received {
                             received_value = Some(v);
                         }
-                    } else if buf[pname.0..pname.1].eq_ignore_ascii_case(b"rport") {
+                    } else if first_rport {
                         rport_bare_end = Some(name_end);
+                    } else if first_received {
+                        received_bare_end = Some(name_end);
                     }
                 }
                 Some(_) => return Err(BAD_VIA),
@@ -194,6 +208,7 @@ impl<'a> Via<'a> {
             element_end,
             rport_bare_end,
             received_value,
+            received_bare_end,
         })
     }
 
@@ -393,6 +408,19 @@ mod tests {
         ] {
             assert!(Via::parse(s.as_bytes(), 0, s.len()).is_err(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn first_rport_and_received_are_the_ones_recorded() {
+        let s = "SIP/2.0/UDP h;rport=5;rport;received=1.2.3.4;received=5.6.7.8";
+        let v = via(s);
+        assert_eq!(v.rport_bare_end, None);
+        assert_eq!(v.received_value, Some((37, 44)));
+        let s = "SIP/2.0/UDP h;rport;rport;received;received=1.2.3.4";
+        let v = via(s);
+        assert_eq!(v.rport_bare_end, Some(19));
+        assert_eq!(v.received_value, None);
+        assert_eq!(v.received_bare_end, Some(34));
     }
 
     #[test]
