@@ -61,6 +61,13 @@ pub fn decode_datagram(bytes: Bytes, limits: &Limits) -> Result<Datagram> {
             });
         }
         Some(cl) => cl as usize,
+        // Without Content-Length the rest of the datagram is the body: the same limit holds.
+        None if available > limits.max_body_size => {
+            return Err(Error::BodyTooLarge {
+                size: available as u64,
+                limit: limits.max_body_size,
+            });
+        }
         None => available,
     };
     let total = end + body_len;
@@ -110,6 +117,24 @@ mod tests {
         let m = message(b"OPTIONS sip:x SIP/2.0\r\n\r\nbody");
         assert_eq!(&m.body()[..], b"body");
         assert_eq!(m.content_length(), None);
+    }
+
+    #[test]
+    fn body_limit_holds_without_content_length() {
+        let l = Limits::default().with_max_body_size(3);
+        let ok = decode_datagram(Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\n\r\nabc"), &l);
+        assert!(matches!(ok, Ok(Datagram::Message(_))));
+        let big = decode_datagram(Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\n\r\nabcd"), &l);
+        assert!(matches!(
+            big,
+            Err(Error::BodyTooLarge { size: 4, limit: 3 })
+        ));
+        let parsed =
+            Message::parse_with(Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\n\r\nabcd"), &l);
+        assert!(matches!(
+            parsed,
+            Err(Error::BodyTooLarge { size: 4, limit: 3 })
+        ));
     }
 
     #[test]

@@ -141,6 +141,11 @@ impl Message {
                     reason: "bytes after the Content-Length body",
                 });
             }
+        } else if body_len > limits.max_body_size {
+            return Err(Error::BodyTooLarge {
+                size: body_len as u64,
+                limit: limits.max_body_size,
+            });
         }
         let end = buf.len();
         Ok(Message::from_head(buf, head, end))
