@@ -4,9 +4,12 @@
 //! - the peer policy: a missing peer (SIPp, Kamailio, ...) skips a test loudly on a developer
 //!   machine and fails it under CI (`CI=true`), so CI can never pass by skipping;
 //! - launching SIPp and Kamailio on loopback and reading their results;
-//! - building ordinary SIP requests.
+//! - building ordinary SIP requests;
+//! - test certificates generated at run time ([`certs`]).
 //!
 //! Not a mock of anything: every helper drives a real program or builds real bytes.
+
+pub mod certs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
