@@ -178,6 +178,13 @@ pub enum Error {
     /// The transport was closed; nothing more can be sent.
     #[error("transport is closed")]
     TransportClosed,
+    /// The configuration cannot be used (an unreadable certificate or key file, a PEM file
+    /// without the expected item, a key that does not match its certificate). Found at bind.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong, naming the file or setting.
+        reason: String,
+    },
 
     // ---- TLS ----
     /// A certificate was not accepted: the peer's by us, or ours by the peer (it told us with
@@ -278,6 +285,7 @@ impl Error {
             | Error::InvalidDestination { .. }
             | Error::AddressFamilyMismatch { .. }
             | Error::TransportClosed
+            | Error::InvalidConfig { .. }
             | Error::TlsCertificate { .. } => false,
         }
     }
@@ -369,6 +377,10 @@ mod tests {
         };
         assert!(t.is_recoverable());
         assert!(t.to_string().contains("10s"), "{t}");
+        let cfg = Error::InvalidConfig {
+            reason: "no certificate in /x/cert.pem".into(),
+        };
+        assert!(!cfg.is_recoverable() && cfg.to_string().contains("/x/cert.pem"));
     }
 
     #[test]
