@@ -82,7 +82,12 @@ impl UdpTransport {
             addr: config.bind,
             source,
         })?;
-        let (tx, rx) = mpsc::channel(config.limits.event_queue_depth.max(1));
+        // tokio panics on a capacity of 0 or above MAX_PERMITS; a config must not panic.
+        let depth = config
+            .limits
+            .event_queue_depth
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let (tx, rx) = mpsc::channel(depth);
         let span = tracing::info_span!("sip_udp", %local);
         let shared = Arc::new(Shared {
             socket: bound.socket,

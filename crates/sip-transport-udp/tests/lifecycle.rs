@@ -211,3 +211,20 @@ async fn works_on_the_multi_thread_runtime() {
     bounded("close", t.close()).await;
     assert!(matches!(next_event(&mut rx).await, TransportEvent::Closed));
 }
+
+#[tokio::test]
+async fn extreme_queue_depths_do_not_panic() {
+    for depth in [0, usize::MAX] {
+        let (t, mut rx) =
+            bind(UdpConfig::default().with_limits(Limits::default().with_event_queue_depth(depth)));
+        let (peer, _peer_rx) = bind_v4();
+        let req = options_request("sip:x@h", "UDP", "h", 6);
+        peer.send_message(&req, &t.local_addr().into())
+            .await
+            .expect("send");
+        assert!(matches!(
+            next_event(&mut rx).await,
+            TransportEvent::Message(_)
+        ));
+    }
+}
