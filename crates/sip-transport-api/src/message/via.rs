@@ -283,52 +283,60 @@ impl<'a> Via<'a> {
     }
 }
 
-/// Iterates `;name[=value]` pairs of a parameter string, trimming whitespace.
+/// Iterates `;name[=value]` pairs of a parameter string.
+///
+/// Tokenizes exactly as [`Via::parse`] does (a quoted string or `[...]` only as a whole value,
+/// LWS around `=` and `;`), so a parameter read back here is the one stamping edited; a quote
+/// elsewhere (RFC 3261 forbids it in a token) must not swallow the parameters after it.
 fn param_iter(params: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    split_outside_quotes(params, b';').filter_map(|p| {
-        let p = p.trim_matches(|c: char| c.is_ascii_whitespace());
-        if p.is_empty() {
-            return None;
-        }
-        Some(match p.split_once('=') {
-            Some((n, v)) => (
-                n.trim_matches(|c: char| c.is_ascii_whitespace()),
-                Some(v.trim_matches(|c: char| c.is_ascii_whitespace())),
-            ),
-            None => (p, None),
-        })
-    })
-}
-
-/// Splits on `sep` where it is not inside a quoted string.
-pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> impl Iterator<Item = &str> {
-    let bytes = s.as_bytes();
-    let mut start = 0;
+    let b = params.as_bytes();
     let mut pos = 0;
-    let mut done = false;
-    std::iter::from_fn(move || {
-        if done {
-            return None;
+    let skip_lws = |pos: &mut usize| {
+        while *pos < b.len() && is_lws(b[*pos]) {
+            *pos += 1;
         }
-        let mut quoted = false;
-        while pos < bytes.len() {
-            let b = bytes[pos];
-            if quoted && b == b'\\' {
-                pos += 2;
-                continue;
-            }
-            if b == b'"' {
-                quoted = !quoted;
-            } else if b == sep && !quoted {
-                let piece = &s[start..pos];
-                pos += 1;
-                start = pos;
-                return Some(piece);
-            }
+    };
+    std::iter::from_fn(move || {
+        while pos < b.len() && (b[pos] == b';' || is_lws(b[pos])) {
             pos += 1;
         }
-        done = true;
-        Some(&s[start.min(s.len())..])
+        if pos >= b.len() {
+            return None;
+        }
+        let name_start = pos;
+        while pos < b.len() && !matches!(b[pos], b'=' | b';') && !is_lws(b[pos]) {
+            pos += 1;
+        }
+        let name = &params[name_start..pos];
+        skip_lws(&mut pos);
+        if pos >= b.len() || b[pos] != b'=' {
+            return Some((name, None));
+        }
+        pos += 1;
+        skip_lws(&mut pos);
+        let value_start = pos;
+        match b.get(pos) {
+            Some(b'"') => {
+                pos += 1;
+                while pos < b.len() && b[pos] != b'"' {
+                    pos += if b[pos] == b'\\' { 2 } else { 1 };
+                }
+                pos = (pos + 1).min(b.len());
+            }
+            Some(b'[') => {
+                while pos < b.len() && b[pos] != b']' {
+                    pos += 1;
+                }
+                pos = (pos + 1).min(b.len());
+            }
+            _ => {
+                while pos < b.len() && b[pos] != b';' && !is_lws(b[pos]) {
+                    pos += 1;
+                }
+            }
+        }
+        // Every end above is just after an ASCII byte or at the end: a char boundary.
+        Some((name, Some(&params[value_start..pos])))
     })
 }
 
@@ -421,6 +429,19 @@ mod tests {
         assert_eq!(v.rport_bare_end, Some(19));
         assert_eq!(v.received_value, None);
         assert_eq!(v.received_bare_end, Some(34));
+    }
+
+    #[test]
+    fn params_read_as_the_parser_sees_them() {
+        // A stray quote in a parameter name must not hide the parameters after it.
+        let v = via(r#"SIP/2.0/UDP h;x"y;received=1.2.3.4;branch = "a;b\"c" ;rport"#);
+        assert_eq!(v.received(), Some("1.2.3.4".parse().expect("ip")));
+        assert_eq!(v.branch(), Some(r#""a;b\"c""#));
+        assert_eq!(v.rport(), Some(None));
+        assert_eq!(v.param("x\"y"), Some(None));
+        let v = via("SIP/2.0/UDP h;received=[2001:db8::1];maddr = 224.0.0.1");
+        assert_eq!(v.received(), Some("2001:db8::1".parse().expect("ip")));
+        assert_eq!(v.maddr(), Some("224.0.0.1"));
     }
 
     #[test]
