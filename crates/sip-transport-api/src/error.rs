@@ -214,6 +214,52 @@ pub enum Error {
         /// The timeout in force.
         after: Duration,
     },
+
+    // ---- server location (RFC 3263) ----
+    /// Resolving a SIP URI's host or a Via sent-by through DNS found no target.
+    #[error("DNS resolution of {name} failed: {reason}")]
+    Dns {
+        /// The name that was being resolved (the URI host or Via sent-by host, lower case).
+        name: String,
+        /// Why it failed.
+        reason: DnsFailure,
+    },
+}
+
+/// Why a DNS resolution (RFC 3263) failed: the `reason` of [`Error::Dns`].
+///
+/// The split follows what a retry can change: a missing name or record is an answer from the
+/// zone's authority and stays true until the zone changes, while a timeout or a server failure
+/// is about the path to the DNS server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnsFailure {
+    /// The name does not exist (NXDOMAIN, RFC 2308 §2.1). Not recoverable.
+    #[error("no such domain (NXDOMAIN)")]
+    NxDomain,
+    /// The name exists but yields no usable target: no A/AAAA records, or no NAPTR/SRV
+    /// record for a transport we may use (RFC 3263 §4.1). Not recoverable.
+    #[error("no usable records")]
+    NoRecords,
+    /// Every SRV record has the target `.`: the service is decidedly not available at this
+    /// domain (RFC 2782). Not recoverable.
+    #[error("service not available (SRV target \".\")")]
+    Unavailable,
+    /// The DNS server did not answer in time. Recoverable.
+    #[error("timed out")]
+    Timeout,
+    /// The DNS server failed (SERVFAIL, REFUSED, a malformed answer) or could not be reached.
+    /// Recoverable.
+    #[error("server failure: {0}")]
+    Server(String),
+}
+
+impl DnsFailure {
+    /// True for failures a later attempt may not see: timeouts and server failures. A missing
+    /// name or record is the zone's answer, which retrying does not change.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, DnsFailure::Timeout | DnsFailure::Server(_))
+    }
 }
 
 /// Why a certificate was not accepted (see [`Error::TlsCertificate`]).
@@ -254,8 +300,10 @@ pub enum CertificateProblem {
 
 impl Error {
     /// True when another attempt, or another target, may succeed: timeouts, refused or reset
-    /// connections, full queues, a closed flow. False for errors in the message itself, in
-    /// certificates or in configuration, which no retry can fix.
+    /// connections, full queues, a closed flow, a DNS timeout or server failure. False for
+    /// errors in the message itself, in certificates or in configuration, and for DNS answers
+    /// saying the name or service does not exist (NXDOMAIN, no records, SRV target `.`),
+    /// which no retry can fix.
     pub fn is_recoverable(&self) -> bool {
         match self {
             Error::WriteQueueFull { .. }
@@ -266,6 +314,7 @@ impl Error {
             | Error::ConnectionLimit { .. }
             | Error::TlsHandshake { .. }
             | Error::HandshakeTimeout { .. } => true,
+            Error::Dns { reason, .. } => reason.is_recoverable(),
             Error::Connect { source, .. } => !matches!(
                 source.kind(),
                 io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
@@ -381,6 +430,22 @@ mod tests {
             reason: "no certificate in /x/cert.pem".into(),
         };
         assert!(!cfg.is_recoverable() && cfg.to_string().contains("/x/cert.pem"));
+    }
+
+    #[test]
+    fn dns_recoverable_classification() {
+        let dns = |reason| Error::Dns {
+            name: "example.com".to_owned(),
+            reason,
+        };
+        assert!(dns(DnsFailure::Timeout).is_recoverable());
+        assert!(dns(DnsFailure::Server("SERVFAIL".to_owned())).is_recoverable());
+        assert!(!dns(DnsFailure::NxDomain).is_recoverable());
+        assert!(!dns(DnsFailure::NoRecords).is_recoverable());
+        assert!(!dns(DnsFailure::Unavailable).is_recoverable());
+        assert!(!dns(DnsFailure::NxDomain).is_framing());
+        let s = dns(DnsFailure::NxDomain).to_string();
+        assert!(s.contains("example.com") && s.contains("NXDOMAIN"), "{s}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub use codec::{
     Datagram, Frame, ResponseHost, ResponseTarget, StreamDecoder, decode_datagram, response_target,
     stamp_received,
 };
-pub use error::{CertificateProblem, Error, Result};
+pub use error::{CertificateProblem, DnsFailure, Error, Result};
 pub use flow::FlowId;
 pub use identity::PeerIdentity;
 pub use kind::{TransportKind, UnknownTransport};
