@@ -140,16 +140,24 @@ impl StreamDecoder {
                 if self.buf.len() > limit {
                     return Err(Error::HeadersTooLarge { limit });
                 }
-                if let Some(p) = memchr::memrchr(b'\n', &self.buf[from..]) {
-                    self.line_start = from + p + 1;
+                // Every line completed since the last scan, then the open one, against the
+                // line limit, so that the outcome does not depend on how reads split the
+                // bytes. Lines end in CRLF, as parse_head sees them; a bare LF is content.
+                let max_line = self.limits.max_line_length;
+                let too_long = Error::LineTooLong { limit: max_line };
+                for p in memchr::memchr_iter(b'\n', &self.buf[from..]).map(|p| p + from) {
+                    if p > self.line_start && self.buf[p - 1] == b'\r' {
+                        if p - 1 - self.line_start > max_line {
+                            return Err(too_long);
+                        }
+                        self.line_start = p + 1;
+                    }
                 }
                 // A trailing CR may be the first half of the CRLF that ends the line, not
                 // part of it: a line of exactly the limit must pass whatever the split.
                 let open_cr = usize::from(self.buf.last() == Some(&b'\r'));
-                if self.buf.len() - self.line_start - open_cr > self.limits.max_line_length {
-                    return Err(Error::LineTooLong {
-                        limit: self.limits.max_line_length,
-                    });
+                if self.buf.len() - self.line_start - open_cr > max_line {
+                    return Err(too_long);
                 }
                 self.scan_from = self.buf.len().saturating_sub(3);
                 return Ok(None);
@@ -299,6 +307,35 @@ mod tests {
         let mut d = StreamDecoder::new(l);
         d.extend_from_slice(&msg.as_bytes()[..cut + 1]);
         assert!(matches!(d.decode(), Err(Error::LineTooLong { limit: 50 })));
+    }
+
+    #[test]
+    fn long_line_found_whether_or_not_it_is_the_last_read() {
+        // The long line is complete but not the last one buffered; one read or many, the
+        // stream fails the same way (before, only the last line of a read was measured).
+        let l = Limits::default().with_max_line_length(50);
+        let head = format!("OPTIONS sip:x SIP/2.0\r\nX: {}\r\nY: 1\r\n", "a".repeat(60));
+        let mut whole = StreamDecoder::new(l.clone());
+        whole.extend_from_slice(head.as_bytes());
+        assert!(matches!(
+            whole.decode(),
+            Err(Error::LineTooLong { limit: 50 })
+        ));
+        let mut bytewise = StreamDecoder::new(l);
+        let mut got = Ok(None);
+        for b in head.as_bytes() {
+            bytewise.extend_from_slice(&[*b]);
+            got = bytewise.decode();
+            if got.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(got, Err(Error::LineTooLong { limit: 50 })));
+        // A bare LF does not end a line.
+        let l = Limits::default().with_max_line_length(20);
+        let mut d = StreamDecoder::new(l);
+        d.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\nX: 0123456789\n0123456789\r\nY:");
+        assert!(matches!(d.decode(), Err(Error::LineTooLong { limit: 20 })));
     }
 
     #[test]
