@@ -1,1 +1,45 @@
-//! SIP over TCP: implementation pending (see the project's issues).
+//! # sip-transport-tcp
+//!
+//! SIP over TCP (RFC 3261 §18), built as one instance of a generic stream transport that TLS
+//! reuses without a second copy of framing, pooling, limits or keepalive.
+//!
+//! - [`StreamTransport<C>`] is the whole stream machinery: the listener and accept loop, TCP
+//!   dialing (connect timeout, `TCP_NODELAY`), the [`Limits`](sip_transport_api::Limits), the
+//!   connection pool keyed by remote address with in-flight dial de-duplication, and one driver
+//!   task per connection that frames with [`StreamDecoder`](sip_transport_api::StreamDecoder),
+//!   answers RFC 5626 keepalives and writes a bounded queue.
+//! - [`StreamConnector`] is the only part that differs between TCP and TLS: what runs on a fresh
+//!   TCP socket before SIP flows over it (nothing for TCP, a handshake for TLS).
+//! - [`TcpTransport`] = `StreamTransport<TcpConnector>`, configured by [`TcpConfig`].
+//!
+//! ```no_run
+//! use sip_transport_api::{Transport, TransportEvent};
+//! use sip_transport_tcp::{TcpConfig, TcpTransport};
+//!
+//! # async fn run() -> sip_transport_api::Result<()> {
+//! let config = TcpConfig::default().with_bind("127.0.0.1:5060".parse().expect("addr"));
+//! let (transport, mut events) = TcpTransport::bind(config).await?;
+//! while let Some(event) = events.recv().await {
+//!     if let TransportEvent::Message(m) = event {
+//!         println!("{} from {} on {:?}", m.message.len(), m.source, m.flow);
+//!     }
+//! }
+//! transport.close().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod connection;
+mod connector;
+mod dial;
+mod driver;
+mod listener;
+mod pool;
+mod tasks;
+mod tcp;
+mod transport;
+
+pub use config::{StreamConfig, StreamTransportConfig, TcpConfig};
+pub use connector::StreamConnector;
+pub use tcp::{TcpConnector, TcpTransport};
+pub use transport::StreamTransport;

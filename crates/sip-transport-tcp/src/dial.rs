@@ -1,0 +1,129 @@
+//! Opening TCP sockets: the listening socket and outbound connections (socket2 options,
+//! connect timeout, `TCP_NODELAY`), and how one dial's error is handed to every sender that
+//! waited on it. No SIP here; the connector and the driver take over once the socket is up.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use sip_transport_api::{Error, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Binds and listens on `addr` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT).
+pub(crate) fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener> {
+    let bind_err = |source| Error::Bind { addr, source };
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(bind_err)?;
+    sock.set_reuse_address(true).map_err(bind_err)?;
+    sock.set_nonblocking(true).map_err(bind_err)?;
+    sock.bind(&addr.into()).map_err(bind_err)?;
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    sock.listen(backlog).map_err(bind_err)?;
+    TcpListener::from_std(sock.into()).map_err(bind_err)
+}
+
+/// Connects to `peer` within `timeout`, from `local_ip` when given.
+pub(crate) async fn connect(
+    peer: SocketAddr,
+    local_ip: Option<IpAddr>,
+    nodelay: bool,
+    timeout: Duration,
+) -> Result<TcpStream> {
+    let err = |source| Error::Connect { peer, source };
+    let sock =
+        Socket::new(Domain::for_address(peer), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+    sock.set_tcp_nodelay(nodelay).map_err(err)?;
+    sock.set_nonblocking(true).map_err(err)?;
+    if let Some(ip) = local_ip {
+        sock.bind(&SocketAddr::new(ip, 0).into()).map_err(err)?;
+    }
+    let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(sock));
+    match tokio::time::timeout(timeout, sock.connect(peer)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(source)) => Err(Error::Connect { peer, source }),
+        Err(_) => Err(Error::ConnectTimeout {
+            peer,
+            after: timeout,
+        }),
+    }
+}
+
+/// A copy of a dial error for each sender that waited on the same dial (`Error` is not
+/// `Clone`: OS errors keep their kind and text). Variants a dial does not produce become
+/// `Error::Connect` with the original text.
+pub(crate) fn duplicate(e: &Error, peer: SocketAddr) -> Error {
+    let copy_io = |s: &io::Error| io::Error::new(s.kind(), s.to_string());
+    match e {
+        Error::Connect { peer, source } => Error::Connect {
+            peer: *peer,
+            source: copy_io(source),
+        },
+        Error::ConnectTimeout { peer, after } => Error::ConnectTimeout {
+            peer: *peer,
+            after: *after,
+        },
+        Error::Io { peer, source } => Error::Io {
+            peer: *peer,
+            source: copy_io(source),
+        },
+        Error::ConnectionLimit { limit } => Error::ConnectionLimit { limit: *limit },
+        Error::TransportClosed => Error::TransportClosed,
+        Error::InvalidDestination { reason } => Error::InvalidDestination {
+            reason: reason.clone(),
+        },
+        Error::AddressFamilyMismatch {
+            transport,
+            local,
+            peer,
+        } => Error::AddressFamilyMismatch {
+            transport: *transport,
+            local: *local,
+            peer: *peer,
+        },
+        other => Error::Connect {
+            peer,
+            source: io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// The address as the pool keys it: IPv4-mapped IPv6 (`::ffff:a.b.c.d`, seen on dual-stack
+/// listeners) becomes plain IPv4, so one peer has one key.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_keep_kind() {
+        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let e = Error::Connect {
+            peer,
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        match duplicate(&e, peer) {
+            Error::Connect { source, .. } => {
+                assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused)
+            }
+            other => panic!("{other:?}"),
+        }
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:5060".parse().expect("addr");
+        assert_eq!(canonical(mapped), "10.0.0.1:5060".parse().expect("addr"));
+    }
+
+    #[tokio::test]
+    async fn refused_and_listen() {
+        let l = listen("127.0.0.1:0".parse().expect("addr"), 16).expect("listen");
+        let addr = l.local_addr().expect("local");
+        drop(l);
+        let e = connect(addr, None, true, Duration::from_secs(2))
+            .await
+            .expect_err("nobody listens");
+        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+        assert!(e.is_recoverable());
+    }
+}

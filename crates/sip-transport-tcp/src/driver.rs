@@ -1,0 +1,644 @@
+//! The connection driver: one task per connection, generic over the byte stream (TCP, TLS).
+//!
+//! It owns the stream, the [`StreamDecoder`] and the outbox, and does in a single poll loop:
+//! - reads straight into the decoder's buffer (no copy), delivers messages with `received`/
+//!   `rport` stamped (RFC 3261 §18.2.1, RFC 3581 §4), answers keepalive pings with a pong and
+//!   reports pongs (RFC 5626 §4.4.1), and sends its own pings on outbound flows when asked;
+//! - stops reading while the event channel is full, so TCP pushes back on the peer; a stream
+//!   message is never dropped for a full channel;
+//! - writes the queue with vectored writes (many messages per syscall);
+//! - enforces the idle, header-read (slowloris) and write-stall timeouts;
+//! - on close (local, peer, timeout, framing error) flushes what it can within the close grace
+//!   period, reports every accepted message it could not write, and emits `ConnectionClosed`.
+//!
+//! An idle connection holds no read buffer and an empty outbox: its memory is this task's
+//! state and the kernel socket.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::io::{self, IoSlice};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sip_transport_api::stats::{add, inc};
+use sip_transport_api::{
+    CloseReason, Direction, Error, Frame, ReceivedMessage, StreamDecoder, TransportEvent,
+    stamp_received,
+};
+use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::{Instant, Sleep};
+
+use crate::StreamConnector;
+use crate::connection::{ConnState, Connection};
+use crate::pool::Slot;
+use crate::transport::Shared;
+
+/// Spare room below which a read first reserves [`READ_CHUNK`] bytes.
+const MIN_READ: usize = 1024;
+/// Read buffer granted to a connection that has bytes to read.
+const READ_CHUNK: usize = 8 * 1024;
+/// Reads per wakeup before yielding to other connections.
+const READ_BUDGET: usize = 16;
+/// Writes per wakeup before yielding.
+const WRITE_BUDGET: usize = 16;
+/// Most buffers in one vectored write.
+const MAX_IOV: usize = 64;
+/// Most pongs waiting in the outbox; more pings from a peer that does not read are not
+/// answered (a ping flood cannot grow memory).
+const MAX_QUEUED_PONGS: u8 = 4;
+
+const PING: &[u8] = b"\r\n\r\n";
+const PONG: &[u8] = b"\r\n";
+
+/// One buffer waiting to be written.
+#[derive(Debug)]
+pub(crate) struct OutItem {
+    bytes: Bytes,
+    /// A SIP message (counted against the write queue), not a keepalive.
+    message: bool,
+}
+
+impl OutItem {
+    pub(crate) fn message(bytes: Bytes) -> Self {
+        OutItem {
+            bytes,
+            message: true,
+        }
+    }
+
+    fn keepalive(bytes: &'static [u8]) -> Self {
+        OutItem {
+            bytes: Bytes::from_static(bytes),
+            message: false,
+        }
+    }
+}
+
+/// What the poll loop hands back to the async part of the task.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a short-lived return value; boxing would allocate per event"
+)]
+enum Step {
+    /// An event the channel had no room for: wait for room (reading paused).
+    Deliver(TransportEvent),
+    /// The connection is over.
+    Close(CloseReason),
+}
+
+/// See the module docs.
+pub(crate) struct Driver<C: StreamConnector> {
+    shared: Arc<Shared<C>>,
+    conn: Arc<Connection>,
+    stream: C::Stream,
+    info: C::PeerInfo,
+    dec: StreamDecoder,
+    out: VecDeque<OutItem>,
+    /// Bytes of `out[0]` already written.
+    head_written: usize,
+    needs_flush: bool,
+    pongs_queued: u8,
+    ping_outstanding: bool,
+    last_activity: Instant,
+    header_since: Option<Instant>,
+    stall_since: Option<Instant>,
+    next_ping: Option<Instant>,
+    pings_sent: u64,
+    /// Set when closing gracefully: the deadline for the flush, and the reason to report.
+    drain: Option<(Instant, CloseReason)>,
+    /// Why accepted messages may be left unwritten, for the error event.
+    fatal: Option<Error>,
+    _slot: Slot,
+}
+
+impl<C: StreamConnector> Driver<C> {
+    pub(crate) fn new(
+        shared: Arc<Shared<C>>,
+        conn: Arc<Connection>,
+        stream: C::Stream,
+        info: C::PeerInfo,
+        slot: Slot,
+    ) -> Self {
+        let mut dec = StreamDecoder::new(shared.config.limits.clone());
+        // No read buffer until there is something to read (idle connections stay small).
+        *dec.buffer_mut() = BytesMut::new();
+        let now = Instant::now();
+        let mut d = Driver {
+            conn,
+            stream,
+            info,
+            dec,
+            out: VecDeque::new(),
+            head_written: 0,
+            needs_flush: false,
+            pongs_queued: 0,
+            ping_outstanding: false,
+            last_activity: now,
+            header_since: None,
+            stall_since: None,
+            next_ping: None,
+            pings_sent: 0,
+            drain: None,
+            fatal: None,
+            _slot: slot,
+            shared,
+        };
+        if d.conn.direction == Direction::Outbound {
+            d.next_ping = d.ping_delay().map(|p| now + p);
+        }
+        d
+    }
+
+    /// Runs the connection to its end.
+    pub(crate) async fn run(mut self) {
+        tracing::debug!(local = %self.conn.local, "connection open");
+        let sleep = tokio::time::sleep_until(Instant::now() + Duration::from_secs(3600));
+        let mut sleep = pin!(sleep);
+        let mut pending = Some(TransportEvent::ConnectionOpened {
+            flow: self.conn.flow,
+            peer: self.conn.peer,
+            local: self.conn.local,
+            kind: self.shared.kind,
+            direction: self.conn.direction,
+        });
+        let reason = loop {
+            if let Some(ev) = pending.take() {
+                match self.shared.events.try_send(ev) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => {}
+                    Err(TrySendError::Full(ev)) => {
+                        // Backpressure: no reading until the application makes room (TCP flow
+                        // control reaches the peer); writing and timers go on.
+                        let shared = Arc::clone(&self.shared);
+                        let closed = tokio::select! {
+                            biased;
+                            permit = shared.events.reserve() => {
+                                if let Ok(permit) = permit {
+                                    permit.send(ev);
+                                }
+                                None
+                            }
+                            reason = poll_fn(|cx| self.poll_rest(cx, sleep.as_mut(), false)) => {
+                                pending = Some(ev);
+                                Some(reason)
+                            }
+                        };
+                        if let Some(reason) = closed {
+                            break reason;
+                        }
+                        self.resume_reading();
+                    }
+                }
+            }
+            match poll_fn(|cx| self.poll_io(cx, sleep.as_mut())).await {
+                Step::Deliver(ev) => pending = Some(ev),
+                Step::Close(reason) => break reason,
+            }
+        };
+        self.finish(reason, pending).await;
+    }
+
+    /// After a pause in reading, the read timers start over: the pause was ours.
+    fn resume_reading(&mut self) {
+        let now = Instant::now();
+        self.last_activity = now;
+        if self.header_since.is_some() {
+            self.header_since = Some(now);
+        }
+    }
+
+    fn poll_io(&mut self, cx: &mut Context<'_>, sleep: Pin<&mut Sleep>) -> Poll<Step> {
+        self.sync_queue(cx);
+        if self.drain.is_none()
+            && let Some(step) = self.poll_read(cx)
+        {
+            return Poll::Ready(step);
+        }
+        self.poll_rest(cx, sleep, true).map(Step::Close)
+    }
+
+    /// Takes queued messages and notices a close request.
+    fn sync_queue(&mut self, cx: &mut Context<'_>) {
+        if self.conn.collect(&mut self.out, cx.waker()) == ConnState::Draining {
+            self.start_drain(CloseReason::LocalClose);
+        }
+    }
+
+    /// Everything but reading: writes, the end of a drain, timers.
+    fn poll_rest(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut sleep: Pin<&mut Sleep>,
+        reading: bool,
+    ) -> Poll<CloseReason> {
+        if !reading {
+            self.sync_queue(cx);
+        }
+        let flushed = match self.poll_write(cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(reason)) => return Poll::Ready(reason),
+            Poll::Pending => false,
+        };
+        if flushed && let Some((_, reason)) = &self.drain {
+            // RFC 5626 §4.4 aside, a clean close: FIN (TCP) or close_notify (TLS).
+            if Pin::new(&mut self.stream).poll_shutdown(cx).is_ready() {
+                return Poll::Ready(reason.clone());
+            }
+        }
+        loop {
+            let deadline = self.next_deadline(reading);
+            if sleep.is_elapsed() || deadline < sleep.deadline() {
+                sleep.as_mut().reset(deadline);
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Some(reason) = self.on_timer(cx, reading) {
+                return Poll::Ready(reason);
+            }
+        }
+    }
+
+    /// Reads and decodes until the stream has nothing more, or an event must wait for room.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Option<Step> {
+        for _ in 0..READ_BUDGET {
+            if let Some(step) = self.decode_buffered() {
+                return Some(step);
+            }
+            if self.dec.buffered() == 0 {
+                match C::poll_read_ready(&self.stream, cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Some(Step::Close(self.io_failed(e))),
+                    Poll::Pending => {
+                        self.release_buffers();
+                        return None;
+                    }
+                }
+            }
+            let buf = self.dec.buffer_mut();
+            if buf.capacity() - buf.len() < MIN_READ {
+                buf.reserve(READ_CHUNK);
+            }
+            let read = pin!(self.stream.read_buf(self.dec.buffer_mut())).poll(cx);
+            match read {
+                Poll::Ready(Ok(0)) => {
+                    // FIN: finish writing what is queued, then close.
+                    if self.dec.is_mid_message() {
+                        tracing::debug!(buffered = self.dec.buffered(), "peer closed mid-message");
+                    }
+                    self.start_drain(CloseReason::PeerClosed);
+                    return None;
+                }
+                Poll::Ready(Ok(n)) => {
+                    add(&self.shared.counters.bytes_received, n);
+                    self.last_activity = Instant::now();
+                }
+                Poll::Ready(Err(e)) => return Some(Step::Close(self.io_failed(e))),
+                Poll::Pending => {
+                    self.release_buffers();
+                    return None;
+                }
+            }
+        }
+        if let Some(step) = self.decode_buffered() {
+            return Some(step);
+        }
+        cx.waker().wake_by_ref(); // budget spent: let other connections run
+        None
+    }
+
+    /// Decodes every complete frame in the buffer.
+    fn decode_buffered(&mut self) -> Option<Step> {
+        loop {
+            let frame = match self.dec.decode() {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    self.track_header_start();
+                    return None;
+                }
+                Err(error) => {
+                    // RFC 3261 §18.3: the next message boundary is unknown; close this
+                    // connection only.
+                    inc(&self.shared.counters.malformed);
+                    tracing::debug!(%error, "framing error");
+                    self.start_drain(CloseReason::ProtocolError);
+                    return Some(Step::Deliver(TransportEvent::Error {
+                        peer: Some(self.conn.peer),
+                        flow: Some(self.conn.flow),
+                        error,
+                    }));
+                }
+            };
+            let event = match frame {
+                Frame::Message(m) => {
+                    inc(&self.shared.counters.messages_received);
+                    let m = stamp_received(&m, self.conn.peer);
+                    let mut rm = ReceivedMessage::new(
+                        m,
+                        self.conn.peer,
+                        self.conn.local,
+                        self.shared.kind,
+                        Some(self.conn.flow),
+                    );
+                    self.shared.connector.annotate(&self.info, &mut rm);
+                    TransportEvent::Message(rm)
+                }
+                Frame::Ping => {
+                    // RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong.
+                    inc(&self.shared.counters.keepalives_received);
+                    if self.pongs_queued < MAX_QUEUED_PONGS {
+                        self.pongs_queued += 1;
+                        self.out.push_back(OutItem::keepalive(PONG));
+                    }
+                    continue;
+                }
+                Frame::Pong => {
+                    // A lone CRLF is a pong only if we pinged; otherwise a stray CRLF
+                    // between messages (RFC 3261 §7.5), ignored.
+                    if !std::mem::take(&mut self.ping_outstanding) {
+                        continue;
+                    }
+                    inc(&self.shared.counters.keepalives_received);
+                    TransportEvent::Pong {
+                        flow: self.conn.flow,
+                        peer: self.conn.peer,
+                    }
+                }
+            };
+            match self.shared.events.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(ev)) => return Some(Step::Deliver(ev)),
+                Err(TrySendError::Closed(_)) => inc(&self.shared.counters.dropped),
+            }
+        }
+    }
+
+    fn track_header_start(&mut self) {
+        if self.dec.buffered() > 0 && self.dec.is_reading_headers() {
+            self.header_since.get_or_insert_with(Instant::now);
+        } else {
+            self.header_since = None;
+        }
+    }
+
+    /// Frees the read buffer and the outbox when empty, so idle connections hold neither.
+    fn release_buffers(&mut self) {
+        if self.dec.buffered() == 0 && !self.dec.is_mid_message() {
+            let buf = self.dec.buffer_mut();
+            if buf.capacity() > 0 {
+                *buf = BytesMut::new();
+            }
+        }
+        if self.out.is_empty() && self.out.capacity() > 4 {
+            self.out = VecDeque::new();
+        }
+    }
+
+    /// Writes the outbox. `Ready(Ok)` when all is written and flushed, `Pending` when the
+    /// stream is full (or the budget is spent).
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CloseReason>> {
+        let mut budget = WRITE_BUDGET;
+        while !self.out.is_empty() {
+            if budget == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            budget -= 1;
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut n = 0;
+            for (i, item) in self.out.iter().take(MAX_IOV).enumerate() {
+                let skip = if i == 0 { self.head_written } else { 0 };
+                slices[n] = IoSlice::new(&item.bytes[skip..]);
+                n += 1;
+            }
+            match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => {
+                    let e = io::Error::from(io::ErrorKind::WriteZero);
+                    return Poll::Ready(Err(self.io_failed(e)));
+                }
+                Poll::Ready(Ok(written)) => self.advance(written),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_failed(e))),
+                Poll::Pending => {
+                    self.stall_since.get_or_insert_with(Instant::now);
+                    return Poll::Pending;
+                }
+            }
+        }
+        if self.needs_flush {
+            match Pin::new(&mut self.stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_failed(e))),
+                Poll::Pending => {
+                    self.stall_since.get_or_insert_with(Instant::now);
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.stall_since = None;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Drops what `written` bytes completed from the outbox, and counts it.
+    fn advance(&mut self, mut written: usize) {
+        let counters = &self.shared.counters;
+        add(&counters.bytes_sent, written);
+        self.last_activity = Instant::now();
+        self.stall_since = None;
+        self.needs_flush = true;
+        let mut messages = 0;
+        while let Some(front) = self.out.front() {
+            let rest = front.bytes.len() - self.head_written;
+            if written < rest {
+                self.head_written += written;
+                break;
+            }
+            written -= rest;
+            self.head_written = 0;
+            if front.message {
+                messages += 1;
+            } else if front.bytes.len() == PONG.len() {
+                self.pongs_queued = self.pongs_queued.saturating_sub(1);
+            }
+            self.out.pop_front();
+        }
+        if messages > 0 {
+            self.conn.written(messages);
+            add(&counters.messages_sent, messages);
+        }
+    }
+
+    /// The earliest moment a timer must look again.
+    fn next_deadline(&self, reading: bool) -> Instant {
+        let limits = &self.shared.config.limits;
+        let mut next = Instant::now() + Duration::from_secs(3600);
+        let mut at = |t: Option<Instant>| {
+            if let Some(t) = t
+                && t < next
+            {
+                next = t;
+            }
+        };
+        if let Some((deadline, _)) = self.drain {
+            at(Some(deadline));
+        } else {
+            if reading {
+                at(self.last_activity.checked_add(limits.idle_timeout));
+                at(self
+                    .header_since
+                    .and_then(|t| t.checked_add(limits.header_read_timeout)));
+            }
+            at(self.next_ping);
+        }
+        if !self.out.is_empty() || self.needs_flush {
+            at(self
+                .stall_since
+                .and_then(|t| t.checked_add(limits.write_timeout)));
+        }
+        next
+    }
+
+    /// The timer fired: act on whatever is due. `Some` ends the connection.
+    fn on_timer(&mut self, cx: &mut Context<'_>, reading: bool) -> Option<CloseReason> {
+        let now = Instant::now();
+        let limits = &self.shared.config.limits;
+        let due = |t: Option<Instant>, d: Duration| t.and_then(|t| t.checked_add(d)) <= Some(now);
+        if let Some((deadline, reason)) = &self.drain
+            && *deadline <= now
+        {
+            let reason = reason.clone();
+            if !self.out.is_empty() {
+                let after = limits.close_grace;
+                self.fatal.get_or_insert(Error::WriteTimeout {
+                    peer: self.conn.peer,
+                    after,
+                });
+            }
+            return Some(reason);
+        }
+        if (!self.out.is_empty() || self.needs_flush) && due(self.stall_since, limits.write_timeout)
+        {
+            // The peer stopped reading: give the connection up.
+            tracing::debug!("write timeout");
+            self.fatal = Some(Error::WriteTimeout {
+                peer: self.conn.peer,
+                after: limits.write_timeout,
+            });
+            return Some(CloseReason::WriteTimeout);
+        }
+        if self.drain.is_some() {
+            return None;
+        }
+        if reading && due(self.header_since, limits.header_read_timeout) {
+            tracing::debug!(buffered = self.dec.buffered(), "header read timeout");
+            self.start_drain(CloseReason::HeaderReadTimeout);
+            cx.waker().wake_by_ref();
+            return None;
+        }
+        if reading && due(Some(self.last_activity), limits.idle_timeout) {
+            tracing::debug!("idle timeout");
+            self.start_drain(CloseReason::IdleTimeout);
+            cx.waker().wake_by_ref();
+            return None;
+        }
+        if self.next_ping.is_some_and(|t| t <= now) {
+            // RFC 5626 §4.4.1: client keepalive on a flow we opened.
+            self.out.push_back(OutItem::keepalive(PING));
+            self.dec.ping_sent();
+            self.ping_outstanding = true;
+            self.pings_sent += 1;
+            self.next_ping = self.ping_delay().map(|d| now + d);
+            cx.waker().wake_by_ref(); // write it
+        }
+        None
+    }
+
+    /// The next ping interval: a random 80–100 % of the configured one (RFC 5626 §4.4.1), so
+    /// that many clients do not ping in step.
+    fn ping_delay(&self) -> Option<Duration> {
+        let interval = self.shared.config.keepalive_interval?;
+        // splitmix64 over (flow, count): cheap, no RNG dependency, different per flow.
+        let mut z = self
+            .conn
+            .flow
+            .get()
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(self.pings_sent);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let fraction = 0.8 + 0.2 * ((z >> 11) as f64 / (1u64 << 53) as f64);
+        Some(interval.mul_f64(fraction))
+    }
+
+    /// Starts a graceful close (once): stop reading, flush within the close grace period.
+    fn start_drain(&mut self, reason: CloseReason) {
+        if self.drain.is_none() {
+            let deadline = Instant::now() + self.shared.config.limits.close_grace;
+            self.drain = Some((deadline, reason));
+            // New sends to this peer dial afresh; responses may still use the flow.
+            self.conn.begin_drain();
+        }
+    }
+
+    fn io_failed(&mut self, e: io::Error) -> CloseReason {
+        tracing::debug!(error = %e, "connection failed");
+        let reason = CloseReason::Io(e.kind());
+        self.fatal.get_or_insert(Error::Io {
+            peer: self.conn.peer,
+            source: e,
+        });
+        reason
+    }
+
+    /// Ends the connection: unregister, report unwritten messages, `ConnectionClosed`.
+    async fn finish(self, reason: CloseReason, pending: Option<TransportEvent>) {
+        let Driver {
+            shared,
+            conn,
+            stream,
+            fatal,
+            _slot,
+            ..
+        } = self;
+        drop(stream);
+        let lost = conn.close();
+        shared.pool.remove(&conn);
+        drop(_slot);
+        let counters = &shared.counters;
+        sip_transport_api::stats::dec(&counters.connections_open);
+        if matches!(
+            reason,
+            CloseReason::IdleTimeout | CloseReason::HeaderReadTimeout | CloseReason::WriteTimeout
+        ) {
+            inc(&counters.timeouts);
+        }
+        tracing::debug!(?reason, lost, "connection closed");
+        if let Some(ev) = pending {
+            // Read before the close: still the application's, if it takes it in time.
+            shared.deliver(ev).await;
+        }
+        if lost > 0 {
+            add(&counters.send_errors, lost);
+            tracing::warn!(lost, ?reason, "queued messages were not written");
+            let error = fatal.unwrap_or(Error::FlowClosed { flow: conn.flow });
+            shared
+                .deliver(TransportEvent::Error {
+                    peer: Some(conn.peer),
+                    flow: Some(conn.flow),
+                    error,
+                })
+                .await;
+        }
+        shared
+            .deliver(TransportEvent::ConnectionClosed {
+                flow: conn.flow,
+                peer: conn.peer,
+                kind: shared.kind,
+                reason,
+            })
+            .await;
+    }
+}

@@ -1,0 +1,117 @@
+//! The accept loop: takes connections from the listening socket, applies the connection limits
+//! (total and per remote IP) before anything else, and starts one task per accepted
+//! connection, which runs the connector's server side under the handshake timeout and
+//! concurrency limit, then the driver.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sip_transport_api::stats::inc;
+use sip_transport_api::{Direction, Error};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::Instrument;
+
+use crate::StreamConnector;
+use crate::connection::Connection;
+use crate::dial::canonical;
+use crate::driver::Driver;
+use crate::pool::Slot;
+use crate::transport::{Phase, Shared, handshake};
+
+/// Accepts until the transport closes.
+pub(crate) async fn run<C: StreamConnector>(shared: Arc<Shared<C>>, listener: TcpListener) {
+    tracing::debug!("listening");
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shared.reached(Phase::Draining) => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(v) => v,
+            Err(e) if is_resource_error(&e) => {
+                // Out of descriptors or memory: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = shared.reached(Phase::Draining) => break,
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let peer = canonical(peer);
+        let slot = match shared.pool.reserve_inbound(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                // Refused before reading a byte; the established connections are untouched.
+                inc(&shared.counters.connections_refused);
+                tracing::debug!(%peer, ?why, "connection refused");
+                drop(tcp);
+                continue;
+            }
+        };
+        let local = tcp.local_addr().map(canonical).unwrap_or(shared.local);
+        let conn = Arc::new(Connection::new(
+            peer,
+            local,
+            Direction::Inbound,
+            shared.config.limits.write_queue_depth,
+        ));
+        let span = tracing::info_span!(
+            "sip_conn", kind = %shared.kind, peer = %peer, dir = "in", flow = %conn.flow,
+        );
+        let task = serve(Arc::clone(&shared), tcp, conn, slot).instrument(span);
+        shared.tasks.spawn(task);
+    }
+    tracing::debug!("listener stopped");
+}
+
+/// One accepted connection: the connector's server side, then the driver.
+async fn serve<C: StreamConnector>(
+    shared: Arc<Shared<C>>,
+    tcp: TcpStream,
+    conn: Arc<Connection>,
+    slot: Slot,
+) {
+    let _ = tcp.set_nodelay(shared.config.nodelay);
+    let peer: SocketAddr = conn.peer;
+    let limits = &shared.config.limits;
+    let accepted = tokio::select! {
+        r = async {
+            // The semaphore is never closed; `Err` cannot happen, and is treated as closing.
+            let _permit = shared.handshakes.acquire().await.map_err(|_| Error::TransportClosed)?;
+            handshake(limits.handshake_timeout, peer, shared.connector.accept(tcp, peer)).await
+        } => r,
+        _ = shared.reached(Phase::Draining) => Err(Error::TransportClosed),
+    };
+    let stream = match accepted {
+        Ok(s) => s,
+        Err(Error::TransportClosed) => return,
+        Err(e) => {
+            inc(&shared.counters.connections_refused);
+            if matches!(&e, Error::Io { source, .. } if source.kind() == io::ErrorKind::TimedOut) {
+                inc(&shared.counters.timeouts);
+            }
+            tracing::debug!(error = %e, "handshake failed");
+            shared.report(Some(peer), None, e);
+            return;
+        }
+    };
+    if !shared.pool.insert(&conn) {
+        return; // closed meanwhile
+    }
+    inc(&shared.counters.connections_accepted);
+    inc(&shared.counters.connections_open);
+    let info = shared.connector.peer_info(&stream);
+    Driver::new(shared, conn, stream, info, slot).run().await;
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM (Linux numbers; other systems just retry at once).
+    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) || e.kind() == io::ErrorKind::OutOfMemory
+}
