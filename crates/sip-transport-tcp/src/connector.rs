@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use sip_transport_api::{Destination, ReceivedMessage, Result, TransportKind};
+use sip_transport_api::{Destination, Error, ReceivedMessage, Result, TransportKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -47,6 +47,16 @@ pub trait StreamConnector: Send + Sync + 'static {
     /// delivered: TLS attaches the peer's certificate identity here. Default: nothing.
     fn annotate(&self, info: &Self::PeerInfo, message: &mut ReceivedMessage) {
         let _ = (info, message);
+    }
+
+    /// Maps an I/O error of an established stream to the error the connection reports. TLS
+    /// turns a certificate the peer rejected after the handshake (TLS 1.3 client
+    /// authentication) or another TLS alert into its typed error. Default: `Error::Io`.
+    fn stream_error(&self, peer: SocketAddr, error: io::Error) -> Error {
+        Error::Io {
+            peer,
+            source: error,
+        }
     }
 
     /// Polls whether `stream` may have bytes to read, without a read buffer. The driver calls

@@ -68,6 +68,19 @@ pub(crate) fn duplicate(e: &Error, peer: SocketAddr) -> Error {
             source: copy_io(source),
         },
         Error::ConnectionLimit { limit } => Error::ConnectionLimit { limit: *limit },
+        // A connector's (TLS) errors keep their type: certificate problems are final.
+        Error::TlsCertificate { peer, reason } => Error::TlsCertificate {
+            peer: *peer,
+            reason: reason.clone(),
+        },
+        Error::TlsHandshake { peer, source } => Error::TlsHandshake {
+            peer: *peer,
+            source: source.to_string().into(),
+        },
+        Error::HandshakeTimeout { peer, after } => Error::HandshakeTimeout {
+            peer: *peer,
+            after: *after,
+        },
         Error::TransportClosed => Error::TransportClosed,
         Error::InvalidDestination { reason } => Error::InvalidDestination {
             reason: reason.clone(),
@@ -111,6 +124,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let cert = Error::TlsCertificate {
+            peer,
+            reason: sip_transport_api::CertificateProblem::UnknownIssuer,
+        };
+        assert!(matches!(
+            duplicate(&cert, peer),
+            Error::TlsCertificate { .. }
+        ));
+        let t = Error::HandshakeTimeout {
+            peer,
+            after: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            duplicate(&t, peer),
+            Error::HandshakeTimeout { .. }
+        ));
         let mapped: SocketAddr = "[::ffff:10.0.0.1]:5060".parse().expect("addr");
         assert_eq!(canonical(mapped), "10.0.0.1:5060".parse().expect("addr"));
     }

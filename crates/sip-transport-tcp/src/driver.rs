@@ -586,10 +586,8 @@ impl<C: StreamConnector> Driver<C> {
     fn io_failed(&mut self, e: io::Error) -> CloseReason {
         tracing::debug!(error = %e, "connection failed");
         let reason = CloseReason::Io(e.kind());
-        self.fatal.get_or_insert(Error::Io {
-            peer: self.conn.peer,
-            source: e,
-        });
+        let error = self.shared.connector.stream_error(self.conn.peer, e);
+        self.fatal.get_or_insert(error);
         reason
     }
 
@@ -620,10 +618,16 @@ impl<C: StreamConnector> Driver<C> {
             // Read before the close: still the application's, if it takes it in time.
             shared.deliver(ev).await;
         }
-        if lost > 0 {
+        let error = if lost > 0 {
             add(&counters.send_errors, lost);
             tracing::warn!(lost, ?reason, "queued messages were not written");
-            let error = fatal.unwrap_or(Error::FlowClosed { flow: conn.flow });
+            Some(fatal.unwrap_or(Error::FlowClosed { flow: conn.flow }))
+        } else {
+            // A connector's typed error (TLS: the peer rejected our certificate) is worth an
+            // event even when nothing was lost; plain socket errors are in the close reason.
+            fatal.filter(|e| !matches!(e, Error::Io { .. } | Error::WriteTimeout { .. }))
+        };
+        if let Some(error) = error {
             shared
                 .deliver(TransportEvent::Error {
                     peer: Some(conn.peer),

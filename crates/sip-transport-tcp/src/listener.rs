@@ -1,7 +1,8 @@
 //! The accept loop: takes connections from the listening socket, applies the connection limits
 //! (total and per remote IP) before anything else, and starts one task per accepted
 //! connection, which runs the connector's server side under the handshake timeout and
-//! concurrency limit, then the driver.
+//! concurrency limit (connections over the limit are refused and counted, never queued: a
+//! flood of silent peers must not delay everyone else's handshake), then the driver.
 
 use std::io;
 use std::net::SocketAddr;
@@ -81,20 +82,25 @@ async fn serve<C: StreamConnector>(
     let _ = tcp.set_nodelay(shared.config.nodelay);
     let peer: SocketAddr = conn.peer;
     let limits = &shared.config.limits;
+    let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
+        inc(&shared.counters.connections_refused);
+        tracing::debug!(
+            limit = limits.max_concurrent_handshakes,
+            "too many handshakes in progress; connection refused"
+        );
+        return;
+    };
     let accepted = tokio::select! {
-        r = async {
-            // The semaphore is never closed; `Err` cannot happen, and is treated as closing.
-            let _permit = shared.handshakes.acquire().await.map_err(|_| Error::TransportClosed)?;
-            handshake(limits.handshake_timeout, peer, shared.connector.accept(tcp, peer)).await
-        } => r,
+        r = handshake(limits.handshake_timeout, peer, shared.connector.accept(tcp, peer)) => r,
         _ = shared.reached(Phase::Draining) => Err(Error::TransportClosed),
     };
+    drop(permit);
     let stream = match accepted {
         Ok(s) => s,
         Err(Error::TransportClosed) => return,
         Err(e) => {
             inc(&shared.counters.connections_refused);
-            if matches!(&e, Error::Io { source, .. } if source.kind() == io::ErrorKind::TimedOut) {
+            if matches!(e, Error::HandshakeTimeout { .. }) {
                 inc(&shared.counters.timeouts);
             }
             tracing::debug!(error = %e, "handshake failed");

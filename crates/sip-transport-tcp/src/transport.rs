@@ -391,13 +391,7 @@ pub(crate) async fn handshake<T>(
 ) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Io {
-            peer,
-            source: std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("handshake timed out after {limit:?}"),
-            ),
-        }),
+        Err(_) => Err(Error::HandshakeTimeout { peer, after: limit }),
     }
 }
 
