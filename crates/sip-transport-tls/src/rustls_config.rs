@@ -1,0 +1,174 @@
+//! Building rustls `ServerConfig` and `ClientConfig` from a [`TlsConfig`]: loads the PEM
+//! sources, picks the crypto provider explicitly (`builder_with_provider`), sets up
+//! client-certificate verification with `WebPkiClientVerifier` and server verification with
+//! webpki-roots, a CA bundle or (only when asked for by name) nothing.
+//!
+//! Public so that other transports needing TLS (WSS, the facade) build the same configurations.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use sip_transport_api::{Error, Result};
+
+use crate::config::{CertifiedKeySource, ClientAuth, ServerIdentity, ServerVerification};
+use crate::danger::AcceptAnyServerCertificate;
+use crate::{TlsConfig, pem, provider};
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::InvalidConfig {
+        reason: format!("{what}: {e}"),
+    }
+}
+
+impl TlsConfig {
+    /// The crypto provider in force: the configured one, else the crate feature's.
+    pub fn provider(&self) -> Result<Arc<CryptoProvider>> {
+        self.crypto_provider
+            .clone()
+            .or_else(provider::feature_provider)
+            .ok_or_else(|| {
+                invalid(
+                    "no crypto provider",
+                    "enable the `ring` or `aws-lc-rs` feature, or call with_crypto_provider",
+                )
+            })
+    }
+
+    /// The listener's rustls configuration, or `None` when no server identity is set.
+    /// Reads certificate and key files now.
+    pub fn build_server_config(&self) -> Result<Option<Arc<ServerConfig>>> {
+        let source = match &self.server_identity {
+            None => return Ok(None),
+            Some(ServerIdentity::Config(c)) => return Ok(Some(Arc::clone(c))),
+            Some(ServerIdentity::Certificate(c)) => c,
+        };
+        let provider = self.provider()?;
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("server protocol versions", e))?;
+        let builder = match &self.client_auth {
+            ClientAuth::Off => builder.with_no_client_auth(),
+            ClientAuth::Optional { ca } | ClientAuth::Required { ca } => {
+                let roots = Arc::new(pem::root_store(ca)?);
+                let mut v = WebPkiClientVerifier::builder_with_provider(roots, provider);
+                if matches!(self.client_auth, ClientAuth::Optional { .. }) {
+                    v = v.allow_unauthenticated();
+                }
+                let verifier = v
+                    .build()
+                    .map_err(|e| invalid("client certificate verifier", e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let (chain, key) = load_pair(source)?;
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid("server certificate and key", e))?;
+        Ok(Some(Arc::new(config)))
+    }
+
+    /// The rustls configuration for outbound connections. Reads certificate files now.
+    pub fn build_client_config(&self) -> Result<Arc<ClientConfig>> {
+        if let ServerVerification::Config(c) = &self.server_verification {
+            return Ok(Arc::clone(c));
+        }
+        let provider = self.provider()?;
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("client protocol versions", e))?;
+        let builder = match &self.server_verification {
+            ServerVerification::WebPkiRoots => builder.with_root_certificates(RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            }),
+            ServerVerification::CaBundle(ca) => {
+                builder.with_root_certificates(pem::root_store(ca)?)
+            }
+            ServerVerification::DangerousAcceptAny => {
+                tracing::warn!(
+                    "TLS server certificate verification is DISABLED \
+                     (dangerous_accept_any_server_certificate)"
+                );
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCertificate::new(
+                        provider,
+                    )))
+            }
+            ServerVerification::Config(c) => return Ok(Arc::clone(c)),
+        };
+        let config = match &self.client_identity {
+            None => builder.with_no_client_auth(),
+            Some(source) => {
+                let (chain, key) = load_pair(source)?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| invalid("client certificate and key", e))?
+            }
+        };
+        Ok(Arc::new(config))
+    }
+}
+
+type Pair = (
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+);
+
+fn load_pair(source: &CertifiedKeySource) -> Result<Pair> {
+    Ok((
+        pem::certificates(&source.chain)?,
+        pem::private_key(&source.key)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PemSource;
+    use sip_transport_testkit::certs::TestPki;
+
+    #[test]
+    fn builds_both_sides() {
+        let pki = TestPki::generate();
+        let cfg = TlsConfig::default()
+            .with_certificate_files(&pki.server.cert_path, &pki.server.key_path)
+            .with_required_client_certificates(PemSource::file(&pki.ca_cert_path))
+            .with_server_ca_file(&pki.ca_cert_path)
+            .with_client_certificate(
+                PemSource::memory(&pki.client.cert_pem),
+                PemSource::memory(&pki.client.key_pem),
+            );
+        assert!(cfg.build_server_config().expect("server").is_some());
+        let client = cfg.build_client_config().expect("client");
+        assert!(client.client_auth_cert_resolver.has_certs());
+        assert!(
+            TlsConfig::client()
+                .build_server_config()
+                .expect("none")
+                .is_none()
+        );
+        TlsConfig::client()
+            .build_client_config()
+            .expect("webpki roots");
+        TlsConfig::client()
+            .dangerous_accept_any_server_certificate()
+            .build_client_config()
+            .expect("dangerous");
+    }
+
+    #[test]
+    fn mismatched_key_is_a_config_error() {
+        let pki = TestPki::generate();
+        let cfg =
+            TlsConfig::default().with_certificate_pem(&pki.server.cert_pem, &pki.client.key_pem);
+        let e = cfg.build_server_config().expect_err("key of another cert");
+        assert!(matches!(e, Error::InvalidConfig { .. }), "{e:?}");
+        let e = TlsConfig::client()
+            .with_server_ca(PemSource::memory("junk"))
+            .build_client_config()
+            .expect_err("no CA");
+        assert!(!e.is_recoverable());
+    }
+}
