@@ -504,7 +504,9 @@ impl<C: StreamConnector> Driver<C> {
     fn on_timer(&mut self, cx: &mut Context<'_>, reading: bool) -> Option<CloseReason> {
         let now = Instant::now();
         let limits = &self.shared.config.limits;
-        let due = |t: Option<Instant>, d: Duration| t.and_then(|t| t.checked_add(d)) <= Some(now);
+        let due = |t: Option<Instant>, d: Duration| {
+            t.and_then(|t| t.checked_add(d)).is_some_and(|at| at <= now)
+        };
         if let Some((deadline, reason)) = &self.drain
             && *deadline <= now
         {

@@ -1,0 +1,378 @@
+//! Limits and failures over real sockets: idle and header-read (slowloris) timeouts,
+//! connection limits, resets, framing errors, a full event channel (backpressure), a full
+//! write queue and a peer that stops reading. Each test also checks the transport keeps
+//! serving other connections.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use sip_transport_api::{CloseReason, Destination, Error, Limits, Transport, TransportEvent};
+use sip_transport_tcp::{TcpConfig, TcpTransport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::timeout;
+
+fn dummy() -> SocketAddr {
+    "127.0.0.1:9".parse().expect("addr")
+}
+
+/// Reads until EOF or reset: the server closed this connection.
+async fn assert_closed_by_server(raw: &mut TcpStream) {
+    let mut buf = [0u8; 64];
+    let r = timeout(WAIT, raw.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(r, Ok(0) | Err(_)), "expected EOF, got {r:?}");
+}
+
+/// A connection from a given loopback source address.
+async fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v4().expect("socket");
+    s.bind(format!("{src}:0").parse().expect("addr"))
+        .expect("bind");
+    s.connect(to).await.expect("connect")
+}
+
+async fn exchange_works(
+    srv: SocketAddr,
+    rx: &mut tokio::sync::mpsc::Receiver<TransportEvent>,
+    n: u64,
+) {
+    let mut raw = TcpStream::connect(srv).await.expect("connect");
+    raw.write_all(options(dummy(), n).as_bytes())
+        .await
+        .expect("write");
+    let m = next_message(rx).await;
+    assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(n));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_closes() {
+    let limits = Limits::default().with_idle_timeout(Duration::from_millis(300));
+    let (srv, mut rx) = server(limits).await;
+    let mut raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    let started = Instant::now();
+    let reason = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::ConnectionClosed { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, CloseReason::IdleTimeout);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_closed_by_server(&mut raw).await;
+    assert_eq!(srv.stats().timeouts, 1);
+    srv.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_read_timeout_closes_only_the_slow_connection() {
+    let limits = Limits::default().with_header_read_timeout(Duration::from_millis(400));
+    let (srv, mut rx) = server(limits).await;
+    let mut slow = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    let slow_addr = slow.local_addr().expect("addr");
+    slow.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK1\r\n")
+        .await
+        .expect("partial header");
+    // Trickle bytes, never ending the header block: the timer runs from its first byte.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b"X").await.is_err() {
+                break;
+            }
+        }
+        slow
+    });
+    // Meanwhile another connection is served normally.
+    exchange_works(srv.local_addr(), &mut rx, 1).await;
+    let reason = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::ConnectionClosed { reason, peer, .. } if peer == slow_addr => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, CloseReason::HeaderReadTimeout);
+    let mut slow = timeout(WAIT, trickle)
+        .await
+        .expect("in time")
+        .expect("task");
+    assert_closed_by_server(&mut slow).await;
+    exchange_works(srv.local_addr(), &mut rx, 2).await;
+    srv.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn total_connection_limit() {
+    let limits = Limits::default().with_max_connections(2);
+    let (srv, mut rx) = server(limits).await;
+    let mut a = TcpStream::connect(srv.local_addr()).await.expect("a");
+    let mut b = TcpStream::connect(srv.local_addr()).await.expect("b");
+    for _ in 0..2 {
+        wait_for(&mut rx, |ev| {
+            matches!(ev, TransportEvent::ConnectionOpened { .. }).then_some(())
+        })
+        .await;
+    }
+    let mut c = TcpStream::connect(srv.local_addr())
+        .await
+        .expect("kernel accepts");
+    assert_closed_by_server(&mut c).await;
+    assert_eq!(srv.stats().connections_refused, 1);
+    // The old ones still work.
+    a.write_all(options(dummy(), 1).as_bytes())
+        .await
+        .expect("a");
+    b.write_all(options(dummy(), 2).as_bytes())
+        .await
+        .expect("b");
+    next_message(&mut rx).await;
+    next_message(&mut rx).await;
+    // An outbound connection beyond the total is an error for the sender.
+    let (peer, _prx) = server(Limits::default()).await;
+    let e = srv
+        .send_message(&options(dummy(), 3), &Destination::new(peer.local_addr()))
+        .await
+        .expect_err("over the limit");
+    assert!(matches!(e, Error::ConnectionLimit { limit: 2 }), "{e:?}");
+    drop(a);
+    wait_for(&mut rx, |ev| {
+        matches!(ev, TransportEvent::ConnectionClosed { .. }).then_some(())
+    })
+    .await;
+    srv.send_message(&options(dummy(), 4), &Destination::new(peer.local_addr()))
+        .await
+        .expect("a slot is free again");
+    srv.close().await;
+    peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_connection_limit() {
+    let limits = Limits::default().with_max_connections_per_ip(2);
+    let (srv, mut rx) = server(limits).await;
+    let to = srv.local_addr();
+    let mut a = connect_from("127.0.0.1", to).await;
+    let _b = connect_from("127.0.0.1", to).await;
+    for _ in 0..2 {
+        wait_for(&mut rx, |ev| {
+            matches!(ev, TransportEvent::ConnectionOpened { .. }).then_some(())
+        })
+        .await;
+    }
+    let mut c = connect_from("127.0.0.1", to).await;
+    assert_closed_by_server(&mut c).await;
+    // Another source IP is not affected.
+    let mut d = connect_from("127.0.0.2", to).await;
+    d.write_all(options(dummy(), 1).as_bytes())
+        .await
+        .expect("d");
+    let m = next_message(&mut rx).await;
+    assert_eq!(m.source.ip().to_string(), "127.0.0.2");
+    a.write_all(options(dummy(), 2).as_bytes())
+        .await
+        .expect("a");
+    let m = next_message(&mut rx).await;
+    assert_eq!(m.source.ip().to_string(), "127.0.0.1");
+    assert_eq!(srv.stats().connections_refused, 1);
+    srv.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_reset_mid_message() {
+    let (srv, mut rx) = server(Limits::default()).await;
+    let raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    let msg = options(dummy(), 1);
+    let mut raw = raw;
+    raw.write_all(&msg.as_bytes()[..msg.len() / 2])
+        .await
+        .expect("half");
+    wait_for(&mut rx, |ev| {
+        matches!(ev, TransportEvent::ConnectionOpened { .. }).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    socket2::SockRef::from(&raw)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger 0");
+    drop(raw); // RST
+    let reason = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::ConnectionClosed { reason, .. } => Some(reason),
+        TransportEvent::Message(m) => panic!("half a message was delivered: {m:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, CloseReason::Io(std::io::ErrorKind::ConnectionReset));
+    exchange_works(srv.local_addr(), &mut rx, 2).await;
+    srv.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framing_error_closes_only_that_connection() {
+    let (srv, mut rx) = server(Limits::default()).await;
+    let mut bad = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    // RFC 3261 §18.3: no Content-Length on a stream is a framing error.
+    bad.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK1\r\n\r\n")
+        .await
+        .expect("write");
+    let error = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::Error { error, flow, .. } => Some((error, flow)),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(error.0, Error::MissingContentLength), "{error:?}");
+    assert!(error.1.is_some());
+    let reason = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::ConnectionClosed { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, CloseReason::ProtocolError);
+    assert_closed_by_server(&mut bad).await;
+    assert_eq!(srv.stats().malformed, 1);
+    exchange_works(srv.local_addr(), &mut rx, 1).await;
+    srv.close().await;
+}
+
+/// A full event channel stops reading (TCP backpressure) and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_event_channel_pushes_back_without_loss() {
+    const N: u64 = 2_000;
+    let limits = Limits::default().with_event_queue_depth(4);
+    let (srv, mut rx) = server(limits).await;
+    let (cli, _c_rx) = TcpTransport::bind(TcpConfig::client())
+        .await
+        .expect("client");
+    let to = Destination::new(srv.local_addr());
+    let sender = tokio::spawn(async move {
+        let deadline = Instant::now() + WAIT;
+        for n in 0..N {
+            // The write queue may fill while the server does not read: wait for room.
+            loop {
+                match cli.send_message(&options(dummy(), n), &to).await {
+                    Ok(_) => break,
+                    Err(Error::WriteQueueFull { .. }) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err(e) => panic!("send {n}: {e}"),
+                }
+            }
+        }
+        cli
+    });
+    // Nobody reads events for a while: the server stops reading instead of dropping.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paused = srv.stats().messages_received;
+    assert!(paused <= 6, "kept reading with a full channel: {paused}");
+    let mut next = 0;
+    while next < N {
+        let ev = timeout(WAIT, rx.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        if let TransportEvent::Message(m) = ev {
+            assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(next));
+            next += 1;
+        }
+    }
+    assert_eq!(srv.stats().dropped, 0);
+    assert_eq!(srv.stats().messages_received, N);
+    let cli = timeout(WAIT, sender)
+        .await
+        .expect("in time")
+        .expect("sender");
+    cli.close().await;
+    srv.close().await;
+}
+
+/// A peer that never reads: the write queue fills (fast, typed error) and the stuck
+/// connection is given up after the write timeout, with the unwritten messages reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_peer_gives_write_queue_full_then_write_timeout() {
+    // A listener that accepts and never reads, with small socket buffers.
+    let sock = TcpSocket::new_v4().expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    sock.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = sock.listen(8).expect("listen");
+    let to = listener.local_addr().expect("addr");
+    let hold = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.expect("accept");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        drop(s);
+    });
+    let write_timeout = Duration::from_millis(500);
+    let limits = Limits::default()
+        .with_write_queue_depth(8)
+        .with_write_timeout(write_timeout);
+    let (cli, mut c_rx) = TcpTransport::bind(TcpConfig::client().with_limits(limits))
+        .await
+        .expect("client");
+    let big = sip_transport_testkit::request_with_body("MESSAGE", "TCP", "127.0.0.1:9", 1, 60_000);
+    let started = Instant::now();
+    let mut accepted = 0u64;
+    let full = loop {
+        assert!(started.elapsed() < WAIT, "the queue never filled");
+        match cli.send_message(&big, &Destination::new(to)).await {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        if accepted.is_multiple_of(8) {
+            tokio::time::sleep(Duration::from_millis(10)).await; // let the driver write
+        }
+    };
+    assert!(
+        matches!(full, Error::WriteQueueFull { depth: 8, .. }),
+        "{full:?}"
+    );
+    assert!(full.is_recoverable());
+    let filled = Instant::now();
+    let mut saw_timeout_error = false;
+    let reason = wait_for(&mut c_rx, |ev| match ev {
+        TransportEvent::Error {
+            error: Error::WriteTimeout { after, .. },
+            ..
+        } => {
+            assert_eq!(after, write_timeout);
+            saw_timeout_error = true;
+            None
+        }
+        TransportEvent::ConnectionClosed { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, CloseReason::WriteTimeout);
+    assert!(
+        saw_timeout_error,
+        "unwritten messages are reported with the typed error"
+    );
+    assert!(filled.elapsed() < write_timeout + Duration::from_secs(2));
+    let stats = cli.stats();
+    assert_eq!(stats.timeouts, 1);
+    assert!(stats.send_errors >= 2, "{stats:?}"); // the full-queue send, and the unwritten ones
+    cli.close().await;
+    hold.abort();
+}
+
+/// Messages over the configured size are refused before queueing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_send_is_refused() {
+    let (srv, _rx) = server(Limits::default()).await;
+    let (cli, _c_rx) = TcpTransport::bind(
+        TcpConfig::client().with_limits(Limits::default().with_max_message_size(1000)),
+    )
+    .await
+    .expect("client");
+    let big = sip_transport_testkit::request_with_body("MESSAGE", "TCP", "127.0.0.1:9", 1, 2000);
+    let e = cli
+        .send_message(&big, &Destination::new(srv.local_addr()))
+        .await
+        .expect_err("too big");
+    assert!(
+        matches!(e, Error::MessageTooLarge { limit: 1000, .. }),
+        "{e:?}"
+    );
+    cli.close().await;
+    srv.close().await;
+}
