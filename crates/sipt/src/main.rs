@@ -1,6 +1,112 @@
-//! sipt: the command-line tool (serve, ping, bench). Filled in by its issue.
+//! `sipt`: serve, ping and bench SIP over UDP, TCP, TLS and WebSocket.
+//!
+//! The command-line face of sip-transport: `serve` is a stateless responder on every
+//! transport, `ping` an OPTIONS health check, `bench` a load generator. Other tools rely on
+//! the flags and output formats documented in `--help`.
 
-fn main() {
-    eprintln!("sipt: not built yet");
-    std::process::exit(2);
+mod bench;
+mod listen;
+mod net;
+mod ping;
+mod responder;
+mod serve;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use listen::ListenSpec;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sipt",
+    version,
+    about = "SIP transport tool: a stateless responder, an OPTIONS pinger and a load generator over UDP, TCP, TLS, WS and WSS",
+    long_about = None,
+    after_help = "Logging: set RUST_LOG (e.g. RUST_LOG=sip_transport=debug). Exit codes: 0 success, 1 some requests unanswered, 2 usage, resolution or certificate error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Answer every request (except ACK) with a final response, statelessly (RFC 3261 §8.2.6).
+    Serve(ServeArgs),
+    /// Send OPTIONS to a URI and print each reply with its round-trip time.
+    Ping(PingArgs),
+    /// Generate OPTIONS load and report transactions/s and latency percentiles.
+    Bench(bench::BenchArgs),
+}
+
+/// Options of `sipt serve`.
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Listener as PROTO:IP:PORT (udp, tcp, tls, ws, wss; IPv6 as tcp:[::1]:5060). Repeatable.
+    /// Default: udp and tcp on 127.0.0.1:5060, tls on :5061, ws on :8080, wss on :8443.
+    #[arg(long = "listen", value_name = "PROTO:IP:PORT")]
+    pub(crate) listen: Vec<ListenSpec>,
+    /// PEM certificate chain for tls/wss listeners (default: a self-signed one for localhost).
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub(crate) cert: Option<std::path::PathBuf>,
+    /// PEM private key for --cert.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub(crate) key: Option<std::path::PathBuf>,
+    /// Status code of the final response.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(200..=699))]
+    pub(crate) code: u16,
+    /// Print only the listening lines and the summary, not a line per request.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+/// Options of `sipt ping`.
+#[derive(Args, Debug)]
+pub(crate) struct PingArgs {
+    /// sip:HOST[:PORT][;transport=udp|tcp|tls|ws|wss], sips:HOST[:PORT][;transport=ws],
+    /// ws://HOST:PORT[/path] or wss://HOST:PORT[/path].
+    pub(crate) uri: String,
+    /// Number of OPTIONS to send.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) count: u64,
+    /// Milliseconds between requests.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) interval: u64,
+    /// Milliseconds to wait for a final response.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) timeout: u64,
+    /// Print one JSON object per reply instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sipt: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Serve(a) => serve::run(a).await,
+            Cmd::Ping(a) => ping::run(a).await,
+            Cmd::Bench(a) => bench::run(a).await,
+        }
+    });
+    ExitCode::from(code)
 }

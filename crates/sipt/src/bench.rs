@@ -1,0 +1,357 @@
+//! `sipt bench`: a load generator of OPTIONS transactions over any transport.
+//!
+//! N connections (for UDP: N sockets), each a task with up to `--concurrency` transactions in
+//! flight, optionally paced to `--rate` per second overall. UDP requests are retransmitted on
+//! RFC 3261 timer E's schedule. Bounded by `--duration` and `--requests`; transactions still
+//! open at the end get `--timeout` to finish, then count as timed out.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use sip_transport::{Destination, Limits, Message, Transport, TransportEvent, TransportKind};
+use tokio::sync::mpsc::Receiver;
+
+use crate::net;
+use crate::ping::{options, resolve, run_tag};
+use crate::target::{Target, parse_target};
+
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+
+/// Options of `sipt bench`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Target URI (as for `sipt ping`).
+    pub(crate) uri: String,
+    /// Transactions per second to offer in total (0: as fast as responses come back).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rate: u64,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) duration: u64,
+    /// Stop after this many transactions (0: no limit but --duration).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) requests: u64,
+    /// Connections (UDP: sockets) to spread the load over.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) connections: u64,
+    /// Transactions in flight per connection.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) concurrency: u64,
+    /// Milliseconds a transaction may take before it counts as timed out (RFC 3261 timer F
+    /// is 32 s; a benchmark wants to know sooner).
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) timeout: u64,
+    /// Print a JSON summary as the last line of stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    sent: AtomicU64,
+    ok: AtomicU64,
+    failed: AtomicU64,
+    timeouts: AtomicU64,
+    retransmits: AtomicU64,
+    budget: AtomicU64,
+    stop: AtomicBool,
+}
+
+struct Worker {
+    id: u64,
+    transport: Arc<dyn Transport>,
+    events: Receiver<TransportEvent>,
+    dest: Destination,
+    target: Target,
+    kind: TransportKind,
+    local: SocketAddr,
+    tag: String,
+}
+
+struct Pending {
+    sent: Instant,
+    msg: Message,
+    next_retransmit: Instant,
+    interval: Duration,
+}
+
+pub(crate) async fn run(args: BenchArgs) -> u8 {
+    let target = match parse_target(&args.uri) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let kind = target.transport_or_default();
+    let dest_addr = match resolve(&target, kind).await {
+        Ok(a) => a,
+        Err(e) => return usage(e),
+    };
+    let local_ip = net::local_ip_towards(dest_addr);
+    let mut dest = Destination::new(dest_addr);
+    if target.ip().is_none() {
+        dest = dest.with_server_name(target.host.as_str());
+    }
+    if let Some(r) = &target.resource {
+        dest = dest.with_resource(r.as_str());
+    }
+    let shared = Arc::new(Shared::default());
+    shared.budget.store(
+        if args.requests == 0 {
+            u64::MAX
+        } else {
+            args.requests
+        },
+        Relaxed,
+    );
+    let tag = run_tag();
+    let connections = args.connections.max(1);
+    let mut workers = Vec::new();
+    for id in 0..connections {
+        let (t, rx) = match net::bind(
+            kind,
+            std::net::SocketAddr::new(local_ip, 0),
+            Limits::default(),
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(e) => return usage(format!("cannot open a {kind} transport: {e}")),
+        };
+        let local = t.local_addr();
+        workers.push(Worker {
+            id,
+            transport: t,
+            events: rx,
+            dest: dest.clone(),
+            target: target.clone(),
+            kind,
+            local,
+            tag: tag.clone(),
+        });
+    }
+    let per_worker_rate = (args.rate > 0).then(|| (args.rate as f64 / connections as f64).max(1.0));
+    let concurrency = args.concurrency.max(1);
+    let send_for = Duration::from_secs(args.duration.max(1));
+    let timeout = Duration::from_millis(args.timeout.max(1));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for w in workers {
+        let shared = shared.clone();
+        handles.push(tokio::spawn(async move {
+            let transport = w.transport.clone();
+            let lat = work(w, shared, concurrency, per_worker_rate, send_for, timeout).await;
+            transport.close().await;
+            lat
+        }));
+    }
+    let progress = std::io::stderr().is_terminal();
+    let progress_task = progress.then(|| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let el = start.elapsed().as_secs_f64();
+                let ok = shared.ok.load(Relaxed);
+                eprint!(
+                    "\r{el:6.1}s sent {} ok {} failed {} timeouts {} ({:.0} tx/s)   ",
+                    shared.sent.load(Relaxed),
+                    ok,
+                    shared.failed.load(Relaxed),
+                    shared.timeouts.load(Relaxed),
+                    ok as f64 / el.max(0.001)
+                );
+            }
+        })
+    });
+    let mut latencies: Vec<u32> = Vec::new();
+    let mut last_answer = start;
+    for h in handles {
+        if let Ok((lat, last)) = h.await {
+            latencies.extend(lat);
+            last_answer = last_answer.max(last);
+        }
+    }
+    if let Some(p) = progress_task {
+        p.abort();
+        eprintln!();
+    }
+    let elapsed = last_answer
+        .duration_since(start)
+        .max(Duration::from_millis(1));
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        f64::from(latencies[i]) / 1000.0
+    };
+    let sent = shared.sent.load(Relaxed);
+    let ok = shared.ok.load(Relaxed);
+    let failed = shared.failed.load(Relaxed);
+    let timeouts = shared.timeouts.load(Relaxed);
+    let tps = (ok + failed) as f64 / elapsed.as_secs_f64();
+    println!(
+        "sent {sent}, answered {} (ok {ok}, failed {failed}), timed out {timeouts}, retransmits {} in {:.2} s",
+        ok + failed,
+        shared.retransmits.load(Relaxed),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "{tps:.0} transactions/s over {kind} with {connections} connection(s); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(1.0)
+    );
+    if args.json {
+        let v = serde_json::json!({
+            "transport": kind.to_string(), "connections": connections, "concurrency": concurrency,
+            "sent": sent, "ok": ok, "failed": failed, "timeouts": timeouts,
+            "retransmits": shared.retransmits.load(Relaxed),
+            "duration_s": elapsed.as_secs_f64(), "tps": tps,
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+        });
+        println!("{v}");
+    }
+    u8::from(failed + timeouts > 0 || ok == 0)
+}
+
+fn usage(e: String) -> u8 {
+    eprintln!("sipt bench: {e}");
+    2
+}
+
+/// Takes one transaction from the global budget (`--requests`).
+fn take_budget(shared: &Shared) -> bool {
+    shared
+        .budget
+        .fetch_update(Relaxed, Relaxed, |b| b.checked_sub(1))
+        .is_ok()
+}
+
+async fn work(
+    mut w: Worker,
+    shared: Arc<Shared>,
+    concurrency: u64,
+    rate: Option<f64>,
+    send_for: Duration,
+    timeout: Duration,
+) -> (Vec<u32>, Instant) {
+    let start = Instant::now();
+    let stop_sending = start + send_for;
+    let mut pending: HashMap<u64, Pending> = HashMap::with_capacity(concurrency as usize * 2);
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let mut seq = 0u64;
+    let mut last_answer = start;
+    let tag = format!("{}w{}", w.tag, w.id);
+    let pace = rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut next_send = start;
+    let mut housekeeping = tokio::time::interval(Duration::from_millis(50));
+    let mut last_scan = start;
+    loop {
+        let now = Instant::now();
+        let sending = now < stop_sending && !shared.stop.load(Relaxed);
+        // Fill the window.
+        while sending
+            && (pending.len() as u64) < concurrency
+            && pace.is_none_or(|_| Instant::now() >= next_send)
+        {
+            if !take_budget(&shared) {
+                shared.stop.store(true, Relaxed);
+                break;
+            }
+            seq += 1;
+            let Ok(msg) = options(&w.target, w.kind, w.local, &tag, seq) else {
+                shared.failed.fetch_add(1, Relaxed);
+                continue;
+            };
+            let t = Instant::now();
+            shared.sent.fetch_add(1, Relaxed);
+            match w.transport.send_message(&msg, &w.dest).await {
+                Ok(_) => {
+                    pending.insert(
+                        seq,
+                        Pending {
+                            sent: t,
+                            msg,
+                            next_retransmit: t + T1,
+                            interval: T1,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "send failed");
+                    shared.failed.fetch_add(1, Relaxed);
+                }
+            }
+            if let Some(p) = pace {
+                next_send = next_send.max(t - p) + p;
+            }
+        }
+        if !sending && pending.is_empty() {
+            break;
+        }
+        let give_up = stop_sending + timeout;
+        if !sending && now >= give_up {
+            shared.timeouts.fetch_add(pending.len() as u64, Relaxed);
+            break;
+        }
+        let wake = if sending && pace.is_some() && (pending.len() as u64) < concurrency {
+            next_send
+        } else {
+            now + Duration::from_millis(50)
+        };
+        tokio::select! {
+            ev = w.events.recv() => {
+                let Some(ev) = ev else { break };
+                if let TransportEvent::Message(m) = ev {
+                    let msg = &m.message;
+                    let Some(code) = msg.status_code() else { continue };
+                    if code < 200 { continue; }
+                    let Some(n) = msg.call_id().and_then(|c| c.strip_prefix(tag.as_str())).and_then(|c| c.strip_prefix('-')).and_then(|c| c.split('@').next()).and_then(|c| c.parse::<u64>().ok()) else { continue };
+                    if let Some(p) = pending.remove(&n) {
+                        let l = p.sent.elapsed();
+                        latencies.push(u32::try_from(l.as_micros()).unwrap_or(u32::MAX));
+                        last_answer = Instant::now();
+                        if (200..300).contains(&code) {
+                            shared.ok.fetch_add(1, Relaxed);
+                        } else {
+                            shared.failed.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = housekeeping.tick() => {}
+        }
+        // Retransmissions (UDP) and per-transaction timeouts, checked every 50 ms.
+        let now = Instant::now();
+        if now.duration_since(last_scan) < Duration::from_millis(50) {
+            continue;
+        }
+        last_scan = now;
+        let mut expired = Vec::new();
+        for (n, p) in pending.iter_mut() {
+            if now.duration_since(p.sent) >= timeout {
+                expired.push(*n);
+            } else if !w.kind.is_reliable() && now >= p.next_retransmit {
+                let _ = w.transport.send_message(&p.msg, &w.dest).await;
+                shared.retransmits.fetch_add(1, Relaxed);
+                p.interval = (p.interval * 2).min(T2);
+                p.next_retransmit = now + p.interval;
+            }
+        }
+        for n in expired {
+            pending.remove(&n);
+            shared.timeouts.fetch_add(1, Relaxed);
+        }
+    }
+    (latencies, last_answer)
+}

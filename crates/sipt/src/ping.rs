@@ -1,0 +1,229 @@
+//! `sipt ping`: OPTIONS health check. One line (or JSON object) per reply, with the status,
+//! who answered and the round-trip time. Over UDP the request is retransmitted on RFC 3261
+//! timer E's schedule (T1 doubling, capped at T2) until a final response or the timeout.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sip_transport::{Destination, Limits, Message, TransportEvent, TransportKind};
+
+use crate::PingArgs;
+use crate::net;
+use crate::target::{Target, parse_target};
+
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+
+/// Resolves the target to one socket address (the system resolver for names, until the
+/// RFC 3263 resolver is wired in).
+pub(crate) async fn resolve(t: &Target, kind: TransportKind) -> Result<SocketAddr, String> {
+    let port = t.port.unwrap_or(kind.default_port());
+    if let Some(ip) = t.ip() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((t.host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {}: no addresses", t.host))
+}
+
+/// Builds one OPTIONS request from `local` to `target`.
+pub(crate) fn options(
+    target: &Target,
+    kind: TransportKind,
+    local: SocketAddr,
+    tag: &str,
+    n: u64,
+) -> Result<Message, String> {
+    let uri = target.request_uri();
+    let via_host = net::sent_by(local);
+    let s = format!(
+        "OPTIONS {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/{} {via_host};branch=z9hG4bK-{tag}-{n};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:sipt@{via_host}>;tag={tag}\r\n\
+         To: <{uri}>\r\n\
+         Call-ID: {tag}-{n}@sipt\r\n\
+         CSeq: {n} OPTIONS\r\n\
+         Accept: application/sdp\r\n\
+         User-Agent: sipt\r\n\
+         Content-Length: 0\r\n\r\n",
+        kind.via_token()
+    );
+    Message::parse(Bytes::from(s)).map_err(|e| format!("cannot build an OPTIONS for {uri}: {e}"))
+}
+
+/// A random-enough tag for this run.
+pub(crate) fn run_tag() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}{:x}", std::process::id(), t.subsec_nanos())
+}
+
+fn usage(e: String) -> u8 {
+    eprintln!("sipt ping: {e}");
+    2
+}
+
+pub(crate) async fn run(args: PingArgs) -> u8 {
+    let target = match parse_target(&args.uri) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let kind = target.transport_or_default();
+    let dest_addr = match resolve(&target, kind).await {
+        Ok(a) => a,
+        Err(e) => return usage(e),
+    };
+    let local_ip = net::local_ip_towards(dest_addr);
+    let (transport, mut events) =
+        match net::bind(kind, SocketAddr::new(local_ip, 0), Limits::default()).await {
+            Ok(b) => b,
+            Err(e) => return usage(format!("cannot open a {kind} transport: {e}")),
+        };
+    let local = transport.local_addr();
+    let mut dest = Destination::new(dest_addr);
+    if target.ip().is_none() {
+        dest = dest.with_server_name(target.host.as_str());
+    }
+    if let Some(r) = &target.resource {
+        dest = dest.with_resource(r.as_str());
+    }
+    let tag = run_tag();
+    let timeout = Duration::from_millis(args.timeout);
+    let mut unanswered = 0u64;
+    for n in 1..=args.count {
+        let req = match options(&target, kind, local, &tag, n) {
+            Ok(r) => r,
+            Err(e) => {
+                transport.close().await;
+                return usage(e);
+            }
+        };
+        let call_id = req.call_id().unwrap_or_default().to_owned();
+        let start = Instant::now();
+        if let Err(e) = transport.send_message(&req, &dest).await {
+            if !e.is_recoverable() {
+                transport.close().await;
+                return usage(format!("cannot send to {dest}: {e}"));
+            }
+            report_timeout(&args, n, &format!("send failed: {e}"));
+            unanswered += 1;
+            continue;
+        }
+        let deadline = start + timeout;
+        let mut next_retransmit = start + T1;
+        let mut interval = T1;
+        let mut got_final = false;
+        while !got_final {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let wake = if kind.is_reliable() {
+                deadline
+            } else {
+                next_retransmit.min(deadline)
+            };
+            match tokio::time::timeout(wake - now, events.recv()).await {
+                Ok(Some(TransportEvent::Message(m))) => {
+                    let msg = &m.message;
+                    if msg.call_id() != Some(call_id.as_str()) || !msg.is_response() {
+                        continue;
+                    }
+                    let code = msg.status_code().unwrap_or(0);
+                    report_reply(&args, n, msg, m.source, kind, start.elapsed());
+                    got_final = code >= 200;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) if !kind.is_reliable() && Instant::now() < deadline => {
+                    // RFC 3261 §17.1.2.2 timer E.
+                    let _ = transport.send_message(&req, &dest).await;
+                    interval = (interval * 2).min(T2);
+                    next_retransmit = Instant::now() + interval;
+                }
+                Err(_) => {}
+            }
+        }
+        if !got_final {
+            unanswered += 1;
+            report_timeout(&args, n, "no final response");
+        }
+        if n < args.count {
+            tokio::time::sleep(Duration::from_millis(args.interval)).await;
+        }
+    }
+    transport.close().await;
+    u8::from(unanswered > 0)
+}
+
+fn report_reply(
+    args: &PingArgs,
+    n: u64,
+    msg: &Message,
+    from: SocketAddr,
+    kind: TransportKind,
+    rtt: Duration,
+) {
+    let code = msg.status_code().unwrap_or(0);
+    let reason = msg.reason_phrase().unwrap_or("");
+    let server = msg
+        .header("Server")
+        .or_else(|| msg.header("User-Agent"))
+        .map(|h| h.value_unfolded().into_owned());
+    let ms = rtt.as_secs_f64() * 1000.0;
+    if args.json {
+        let v = serde_json::json!({
+            "seq": n, "status": code, "reason": reason, "responder": from.to_string(),
+            "transport": kind.to_string(), "server": server, "rtt_ms": (ms * 1000.0).round() / 1000.0,
+        });
+        println!("{v}");
+    } else {
+        let server = server
+            .map(|s| format!(" server=\"{s}\""))
+            .unwrap_or_default();
+        println!("{code} {reason} from {from} via {kind} seq={n} time={ms:.3} ms{server}");
+    }
+}
+
+fn report_timeout(args: &PingArgs, n: u64, why: &str) {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"seq": n, "status": null, "error": why})
+        );
+    } else {
+        println!("timeout seq={n}: {why}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_is_well_formed() {
+        let t = parse_target("sip:[::1]:5070;transport=tcp").expect("target");
+        let m = options(
+            &t,
+            TransportKind::Tcp,
+            "[::1]:40000".parse().expect("addr"),
+            "abc",
+            3,
+        )
+        .expect("builds");
+        assert_eq!(m.request_uri(), Some("sip:[::1]:5070;transport=tcp"));
+        let v = m.top_via().expect("via");
+        assert_eq!(
+            (v.transport(), v.host(), v.port()),
+            ("TCP", "[::1]", Some(40000))
+        );
+        assert_eq!(v.rport(), Some(None));
+        assert_eq!(m.cseq().map(|c| c.seq), Some(3));
+        assert_eq!(m.call_id(), Some("abc-3@sipt"));
+    }
+}

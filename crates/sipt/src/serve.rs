@@ -1,0 +1,149 @@
+//! `sipt serve`: bind every listener, answer requests statelessly, shut down on a signal with
+//! a one-line summary.
+
+use std::sync::Arc;
+
+use sip_transport::{Limits, Transport, TransportEvent, TransportKind, TransportStats};
+use tokio::sync::mpsc::Receiver;
+
+use crate::ServeArgs;
+use crate::listen::default_listeners;
+use crate::net;
+use crate::responder::{Reply, reply};
+
+pub(crate) async fn run(args: ServeArgs) -> u8 {
+    let explicit = !args.listen.is_empty();
+    let specs = if explicit {
+        args.listen.clone()
+    } else {
+        default_listeners()
+    };
+    let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
+    let mut tasks = Vec::new();
+    for spec in specs {
+        let limits = serve_limits();
+        match net::bind(spec.kind, spec.addr, limits).await {
+            Ok((t, rx)) => {
+                println!("listening {} {}", spec.kind, t.local_addr());
+                tasks.push(tokio::spawn(respond_loop(
+                    t.clone(),
+                    rx,
+                    args.code,
+                    args.quiet,
+                )));
+                transports.push(t);
+            }
+            Err(e)
+                if !explicit && !matches!(spec.kind, TransportKind::Udp | TransportKind::Tcp) =>
+            {
+                eprintln!("sipt: skipping {spec}: {e}");
+            }
+            Err(e) => {
+                eprintln!("sipt: cannot listen on {spec}: {e}");
+                for t in &transports {
+                    t.close().await;
+                }
+                return 2;
+            }
+        }
+    }
+    if transports.is_empty() {
+        eprintln!("sipt: no listener could be opened");
+        return 2;
+    }
+    wait_for_signal().await;
+    for t in &transports {
+        t.close().await;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut total = TransportStats::default();
+    for t in &transports {
+        total += &t.stats();
+    }
+    println!(
+        "summary: received={} sent={} malformed={} dropped={} send_errors={} connections={} refused={}",
+        total.messages_received,
+        total.messages_sent,
+        total.malformed,
+        total.dropped,
+        total.send_errors,
+        total.connections_accepted,
+        total.connections_refused
+    );
+    0
+}
+
+/// Limits for a server: the library defaults, with room for benchmark connection counts.
+fn serve_limits() -> Limits {
+    Limits::default()
+        .with_max_connections(100_000)
+        .with_max_connections_per_ip(100_000)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn respond_loop(
+    t: Arc<dyn Transport>,
+    mut rx: Receiver<TransportEvent>,
+    code: u16,
+    quiet: bool,
+) {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            TransportEvent::Message(m) => {
+                let Reply::Respond(resp) = reply(&m.message, code) else {
+                    continue;
+                };
+                if !quiet {
+                    println!(
+                        "{} {} from {} {} -> {}",
+                        m.message.method().unwrap_or("?"),
+                        m.message.call_id().unwrap_or("-"),
+                        m.kind,
+                        m.source,
+                        resp.status_code().unwrap_or(0)
+                    );
+                }
+                // RFC 3261 §18.2.2: the request's flow first, then the Via's address. A
+                // response with no Via (the request had none) can only go back the way it came.
+                let sent = if resp.header("Via").is_some() {
+                    t.send_response(&resp, m.flow).await
+                } else if let Some(flow) = m.flow {
+                    t.send_on_flow(flow, &resp).await
+                } else {
+                    t.send_message(&resp, &m.source.into()).await.map(|_| ())
+                };
+                if let Err(e) = sent {
+                    tracing::debug!(peer = %m.source, error = %e, "response not sent");
+                }
+            }
+            TransportEvent::Closed => break,
+            TransportEvent::Error { peer, error, .. } => {
+                tracing::debug!(?peer, %error, "transport error");
+            }
+            _ => {}
+        }
+    }
+}

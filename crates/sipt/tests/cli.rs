@@ -1,0 +1,228 @@
+//! Runs the built `sipt` binary: serve + ping over each transport, bench with zero failures,
+//! serve answering SIPp, ping against Kamailio, signals and exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sip_transport_testkit::{Kamailio, SippTransport, sipp_options_uac};
+
+const SIPT: &str = env!("CARGO_BIN_EXE_sipt");
+
+/// A `sipt serve` child, killed (by its PID) when dropped.
+struct Server {
+    child: Child,
+    listening: Vec<(String, SocketAddr)>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(listen: &[&str]) -> Server {
+        let mut cmd = Command::new(SIPT);
+        cmd.arg("serve").arg("--quiet");
+        for l in listen {
+            cmd.args(["--listen", l]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sipt serve");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut listening = Vec::new();
+        while listening.len() < listen.len() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("sipt serve prints its listeners");
+            let mut parts = line.split_whitespace();
+            assert_eq!(parts.next(), Some("listening"), "unexpected line {line:?}");
+            let proto = parts.next().expect("proto").to_owned();
+            let addr: SocketAddr = parts.next().expect("addr").parse().expect("addr parses");
+            listening.push((proto, addr));
+        }
+        Server {
+            child,
+            listening,
+            lines: rx,
+        }
+    }
+
+    fn addr(&self, proto: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(p, _)| p == proto)
+            .map(|(_, a)| *a)
+            .expect("listener")
+    }
+
+    /// SIGTERM, then the summary line and the exit status.
+    fn terminate(mut self) -> (String, Option<i32>) {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+        let summary = self
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("summary line after SIGTERM");
+        let mut code = None;
+        for _ in 0..100 {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                code = s.code();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (summary, code)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sipt(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(SIPT)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipt");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_and_ping_udp_and_tcp() {
+    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0", "tcp:[::1]:0"]);
+    for (proto, uri) in [
+        ("udp", format!("sip:{}", srv.addr("udp"))),
+        ("tcp", format!("sip:{};transport=tcp", srv.addr("tcp"))),
+    ] {
+        let (code, out, err) = sipt(&["ping", &uri, "--count", "3", "--interval", "10"]);
+        assert_eq!(code, Some(0), "{proto}: {out}{err}");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("200 OK from")).count(),
+            3,
+            "{out}"
+        );
+        assert!(out.contains("server=\"sipt\""), "{out}");
+    }
+    // IPv6, JSON output.
+    let v6 = srv
+        .listening
+        .iter()
+        .find(|(p, a)| p == "tcp" && a.is_ipv6())
+        .map(|(_, a)| *a)
+        .expect("v6");
+    let (code, out, err) = sipt(&["ping", &format!("sip:{v6};transport=tcp"), "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json line");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["transport"], "tcp");
+    assert!(v["rtt_ms"].as_f64().is_some_and(|r| r > 0.0));
+
+    let (summary, code) = srv.terminate();
+    assert!(summary.starts_with("summary: received="), "{summary}");
+    let received: u64 = summary
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("received="))
+        .and_then(|n| n.parse().ok())
+        .expect("received count");
+    assert!(received >= 7, "{summary}");
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn ping_exit_codes() {
+    // Nothing listens there: every request unanswered.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = sock.local_addr().expect("addr").port();
+    drop(sock);
+    let (code, out, _) = sipt(&["ping", &format!("sip:127.0.0.1:{port}"), "--timeout", "300"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("timeout seq=1"), "{out}");
+    // Usage errors.
+    assert_eq!(sipt(&["ping", "http://x"]).0, Some(2));
+    assert_eq!(sipt(&["ping", "sip:2001:db8::1"]).0, Some(2));
+    assert_eq!(sipt(&["ping", "sip:no-such-host.invalid"]).0, Some(2));
+    assert_eq!(sipt(&["serve", "--listen", "bogus"]).0, Some(2));
+}
+
+#[test]
+fn bench_without_failures() {
+    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
+    for uri in [
+        format!("sip:{}", srv.addr("udp")),
+        format!("sip:{};transport=tcp", srv.addr("tcp")),
+    ] {
+        let (code, out, err) = sipt(&[
+            "bench",
+            &uri,
+            "--duration",
+            "2",
+            "--connections",
+            "2",
+            "--concurrency",
+            "16",
+            "--json",
+        ]);
+        assert_eq!(code, Some(0), "{uri}: {out}{err}");
+        let last = out.lines().last().expect("json line");
+        let v: serde_json::Value = serde_json::from_str(last).expect("json");
+        assert_eq!(v["failed"], 0, "{last}");
+        assert_eq!(v["timeouts"], 0, "{last}");
+        assert!(v["ok"].as_u64().is_some_and(|n| n > 100), "{last}");
+        assert!(v["tps"].as_f64().is_some_and(|t| t > 0.0), "{last}");
+        for k in ["sent", "p50_ms", "p99_ms"] {
+            assert!(v.get(k).is_some(), "missing {k}: {last}");
+        }
+    }
+}
+
+#[test]
+fn serve_answers_sipp() {
+    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
+    for (t, addr) in [
+        (SippTransport::Udp, srv.addr("udp")),
+        (SippTransport::Tcp, srv.addr("tcp")),
+    ] {
+        let Some(o) = sipp_options_uac(addr, t, 2_000, 2_000, Duration::from_secs(30)) else {
+            return;
+        };
+        assert_eq!(o.exit_code, Some(0), "{t:?}: {}", o.screen);
+        assert_eq!((o.successful, o.failed), (2_000, 0), "{t:?}: {}", o.screen);
+    }
+}
+
+#[test]
+fn ping_kamailio() {
+    let Some(_kam) = Kamailio::start("kamailio-sl") else {
+        return;
+    };
+    for uri in ["sip:127.0.0.1:5070", "sip:127.0.0.1:5070;transport=tcp"] {
+        let (code, out, err) = sipt(&["ping", uri, "--count", "2", "--interval", "10"]);
+        assert_eq!(code, Some(0), "{uri}: {out}{err}");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("200 ")).count(),
+            2,
+            "{out}"
+        );
+    }
+}
