@@ -107,8 +107,11 @@ impl TestPki {
         std::fs::create_dir_all(&dir).expect("create PKI temp dir");
 
         let ca_key = KeyPair::generate().expect("CA key");
-        let ca = CertifiedIssuer::self_signed(ca_params("sip-transport test CA"), ca_key)
-            .expect("self-sign CA");
+        // A distinct CA name per PKI: verifiers find issuers by name, so two PKIs sharing one
+        // would fail as a bad signature instead of an unknown issuer.
+        let tag = dir.file_name().unwrap_or_default().to_string_lossy();
+        let ca_name = format!("sip-transport test CA {tag}");
+        let ca = CertifiedIssuer::self_signed(ca_params(&ca_name), ca_key).expect("self-sign CA");
         let rogue_key = KeyPair::generate().expect("rogue CA key");
         let rogue = CertifiedIssuer::self_signed(ca_params("untrusted test CA"), rogue_key)
             .expect("self-sign rogue CA");
