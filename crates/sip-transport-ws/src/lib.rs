@@ -1,1 +1,62 @@
-//! SIP over WS: implementation pending (see the project's issues).
+//! # sip-transport-ws
+//!
+//! SIP over WebSocket, `ws` and `wss` (RFC 7118): [`WsTransport`] behind the
+//! [`Transport`](sip_transport_api::Transport) trait, configured by [`WsConfig`].
+//!
+//! - the listener requires the `sip` subprotocol and echoes it (`Sec-WebSocket-Protocol: sip`);
+//!   a client that does not offer it gets `400 Bad Request`; optional request-path and `Origin`
+//!   allow-lists answer `404` and `403`;
+//! - one SIP message per WebSocket message (text or binary), framed by the api crate's
+//!   [`decode_datagram`](sip_transport_api::decode_datagram); requests get their top Via
+//!   stamped (`received`/`rport`); we send text frames, binary only for non-UTF-8 bodies;
+//! - responses go back over the connection the request came in on: route by
+//!   [`FlowId`](sip_transport_api::FlowId), since a WebSocket client's Via is usually an
+//!   `.invalid` host; a send to an address with an open inbound connection reuses it;
+//! - outbound `ws://` and `wss://` from the same transport ([`WsTransport::send_message_via`]);
+//!   a [`Destination`](sip_transport_api::Destination)'s `server_name` is the TLS name and
+//!   `Host`, its `resource` the request path; concurrent sends to a new destination share one
+//!   handshake; `wss` runs over our own rustls session (provider `ring`, chosen explicitly);
+//! - limits: frame and message size (`Limits::max_message_size`; larger → Close 1009 and an
+//!   `Error` event), handshake timeout (TLS and upgrade together), idle and write timeouts,
+//!   connections in total and per IP, concurrent handshakes, a bounded write queue per
+//!   connection (`Error::WriteQueueFull`), bounded tungstenite buffers and a 4 KiB read buffer;
+//! - pings are answered; optional keepalive pings; `close()` sends Close frames, flushes
+//!   queued writes within `Limits::close_grace`, then reports `TransportEvent::Closed`.
+//!
+//! What this crate is not: an HTTP server (every request that is not a WebSocket upgrade is
+//! refused), a resolver (destinations carry addresses), or a transaction layer.
+//!
+//! ```no_run
+//! use sip_transport_api::{Transport, TransportEvent};
+//! use sip_transport_ws::{WsConfig, WsTransport};
+//!
+//! # async fn run() -> sip_transport_api::Result<()> {
+//! let config = WsConfig::default().with_bind("0.0.0.0:8080".parse().expect("address"));
+//! let (ws, mut events) = WsTransport::bind(config)?;
+//! while let Some(event) = events.recv().await {
+//!     if let TransportEvent::Message(received) = event {
+//!         println!("{} bytes on {:?}", received.message.len(), received.flow);
+//!     }
+//! }
+//! ws.close().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod accept;
+mod client_tls;
+mod config;
+mod connection;
+mod dial;
+mod registry;
+mod shared;
+mod stream;
+mod tls_error;
+mod transport;
+mod upgrade;
+
+pub use config::{
+    ClientTls, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, WsConfig, WsScheme,
+};
+pub use transport::WsTransport;
+pub use upgrade::{SIP_SUBPROTOCOL, offers_sip};

@@ -1,0 +1,156 @@
+//! The listener: accepts TCP connections, applies the connection limits, runs the TLS and
+//! WebSocket handshakes (both inside `Limits::handshake_timeout`) and hands each upgraded
+//! connection to its driver.
+//!
+//! Refused connections are counted; failed TLS handshakes and handshake timeouts are also
+//! reported as `Error` events, but only when the event queue has room: a scan of the port
+//! must not hold up the application. A refused WebSocket upgrade (400/403/404) is the HTTP
+//! client's business and is only counted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tracing::{Instrument, debug, debug_span, warn};
+
+use sip_transport_api::stats::inc;
+use sip_transport_api::{Direction, Error, FlowId, TransportEvent};
+
+use crate::connection::{ConnInfo, drive};
+use crate::registry::{Entry, Slot};
+use crate::shared::Shared;
+use crate::stream::WsIo;
+use crate::tls_error::map_io_error;
+
+/// Accepts until the transport closes.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, local: SocketAddr) {
+    let mut shutdown = shared.shutdown.subscribe();
+    if *shutdown.borrow_and_update() {
+        return;
+    }
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = listener.accept() => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let slot = match shared.registry.reserve_inbound(peer.ip()) {
+            Ok(s) => s,
+            Err(limit) => {
+                debug!(%peer, ?limit, "connection refused: limit reached");
+                inc(&shared.counters.connections_refused);
+                continue;
+            }
+        };
+        let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
+            debug!(%peer, "connection refused: too many handshakes in progress");
+            inc(&shared.counters.connections_refused);
+            continue;
+        };
+        let flow = FlowId::next();
+        let span = debug_span!("ws_conn", %flow, %peer, dir = "in");
+        tokio::spawn(
+            accept_one(tcp, peer, local, flow, slot, permit, shared.clone()).instrument(span),
+        );
+    }
+}
+
+async fn accept_one(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    flow: FlowId,
+    mut slot: Slot,
+    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().unwrap_or(local);
+    let mut shutdown = shared.shutdown.subscribe();
+    let policy = shared.policy.clone();
+    let handshake = async {
+        let io = match &shared.server_tls {
+            Some(tls) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+                let stream = acceptor.accept(tcp).await.map_err(|e| {
+                    debug!(error = %e, "TLS handshake failed");
+                    report(&shared, peer, map_io_error(e, peer, None));
+                })?;
+                WsIo::Server(Box::new(stream))
+            }
+            None => WsIo::Plain(tcp),
+        };
+        #[allow(clippy::result_large_err)]
+        let check = move |req: &_, resp| policy.check(req, resp);
+        tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(shared.ws_config))
+            .await
+            .map_err(|e| debug!(error = %e, "WebSocket upgrade refused or failed"))
+    };
+    let result = tokio::select! {
+        _ = shutdown.changed() => return,
+        r = tokio::time::timeout(shared.limits.handshake_timeout, handshake) => r,
+    };
+    drop(permit);
+    let ws = match result {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(())) => {
+            inc(&shared.counters.connections_refused);
+            return;
+        }
+        Err(_elapsed) => {
+            debug!("handshake timed out");
+            inc(&shared.counters.timeouts);
+            inc(&shared.counters.connections_refused);
+            let after = shared.limits.handshake_timeout;
+            report(&shared, peer, Error::HandshakeTimeout { peer, after });
+            return;
+        }
+    };
+    inc(&shared.counters.connections_accepted);
+    let scheme = if shared.server_tls.is_some() {
+        crate::WsScheme::Wss
+    } else {
+        crate::WsScheme::Ws
+    };
+    let (tx, rx) = mpsc::channel(shared.limits.write_queue_depth.max(1));
+    shared.registry.register(
+        &mut slot,
+        flow,
+        Entry {
+            tx,
+            peer,
+            scheme,
+            direction: Direction::Inbound,
+            server_name: None,
+            resource: None,
+        },
+    );
+    let info = ConnInfo {
+        flow,
+        peer,
+        local,
+        kind: scheme.kind(),
+        direction: Direction::Inbound,
+    };
+    debug!("WebSocket connection accepted");
+    drive(ws, info, rx, slot, shared).await;
+}
+
+/// Reports a handshake failure if the application keeps up; dropped otherwise.
+fn report(shared: &Shared, peer: SocketAddr, error: Error) {
+    let _ = shared.events.try_send(TransportEvent::Error {
+        peer: Some(peer),
+        flow: None,
+        error,
+    });
+}

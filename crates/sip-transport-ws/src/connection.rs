@@ -1,0 +1,405 @@
+//! The per-connection driver: one task per open WebSocket that reads messages, writes its
+//! bounded queue, answers pings, sends keepalive pings, enforces the idle and write timeouts,
+//! and closes with a Close frame.
+//!
+//! Reading and writing happen in one poll function, so a peer that stops reading cannot stop
+//! us from reading (no write/write deadlock) and a connection costs one task. Each WebSocket
+//! message is one SIP message (RFC 7118 §5.1), framed by the api crate's
+//! [`decode_datagram`]; there is no second framing here.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tracing::{debug, trace};
+
+use sip_transport_api::stats::{add, dec, inc};
+use sip_transport_api::{
+    CloseReason, Datagram, Direction, Error, FlowId, ReceivedMessage, TransportEvent,
+    TransportKind, decode_datagram, stamp_received,
+};
+
+use crate::registry::Slot;
+use crate::shared::Shared;
+use crate::stream::WsIo;
+
+/// Who and what one connection is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnInfo {
+    pub(crate) flow: FlowId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) kind: TransportKind,
+    pub(crate) direction: Direction,
+}
+
+/// What one turn of the I/O poll produced.
+enum Step {
+    Received(WsMessage),
+    ReadError(WsError),
+    PeerClosed,
+    WriteError(WsError),
+    Timeout(CloseReason),
+}
+
+/// The I/O state polled as one future.
+struct Io {
+    ws: WebSocketStream<WsIo>,
+    rx: mpsc::Receiver<WsMessage>,
+    need_flush: bool,
+    /// Last frame received, or data message sent (pings we send do not count).
+    last_activity: Instant,
+    /// Last frame of any kind sent or received (for keepalive pings).
+    last_traffic: Instant,
+    write_blocked_since: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+    idle: Duration,
+    write_timeout: Duration,
+    keepalive: Option<Duration>,
+    shared: Arc<Shared>,
+}
+
+impl Io {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        // Writes first: move queued messages into tungstenite's bounded buffer.
+        loop {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Step::WriteError(e)),
+                Poll::Pending => break,
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(msg)) => {
+                    let len = msg.len();
+                    if let Err(e) = Pin::new(&mut self.ws).start_send(msg) {
+                        return Poll::Ready(Step::WriteError(e));
+                    }
+                    inc(&self.shared.counters.messages_sent);
+                    add(&self.shared.counters.bytes_sent, len);
+                    self.need_flush = true;
+                    let now = Instant::now();
+                    self.last_activity = now;
+                    self.last_traffic = now;
+                }
+                // The queue is closed only while shutting down, which the caller handles.
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if self.need_flush {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.need_flush = false;
+                    self.write_blocked_since = None;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Step::WriteError(e)),
+                Poll::Pending => {
+                    if self.write_blocked_since.is_none() {
+                        self.write_blocked_since = Some(Instant::now());
+                        self.rearm();
+                    }
+                }
+            }
+        }
+        match Pin::new(&mut self.ws).poll_next(cx) {
+            Poll::Ready(Some(Ok(msg))) => {
+                let now = Instant::now();
+                self.last_activity = now;
+                self.last_traffic = now;
+                return Poll::Ready(Step::Received(msg));
+            }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Step::ReadError(e)),
+            Poll::Ready(None) => return Poll::Ready(Step::PeerClosed),
+            Poll::Pending => {}
+        }
+        // Timers last: a deadline that passed may have moved (the activity checks are lazy).
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if let Some(since) = self.write_blocked_since
+                && now >= since + self.write_timeout
+            {
+                return Poll::Ready(Step::Timeout(CloseReason::WriteTimeout));
+            }
+            if now >= self.last_activity + self.idle {
+                return Poll::Ready(Step::Timeout(CloseReason::IdleTimeout));
+            }
+            if let Some(every) = self.keepalive
+                && now >= self.last_traffic + every
+            {
+                // Writes still pending are traffic enough; otherwise RFC 6455 §5.5.2: a
+                // ping, whose pong (or any frame) counts as activity.
+                if !self.need_flush {
+                    let ping = WsMessage::Ping(Bytes::new());
+                    if let Err(e) = Pin::new(&mut self.ws).start_send(ping) {
+                        return Poll::Ready(Step::WriteError(e));
+                    }
+                    trace!("keepalive ping");
+                    self.need_flush = true;
+                    cx.waker().wake_by_ref();
+                }
+                self.last_traffic = now;
+            }
+            self.rearm();
+        }
+        Poll::Pending
+    }
+
+    /// Sets the timer to the next moment something may be due.
+    fn rearm(&mut self) {
+        let mut next = self.last_activity + self.idle;
+        if let Some(since) = self.write_blocked_since {
+            next = next.min(since + self.write_timeout);
+        }
+        if let Some(every) = self.keepalive {
+            next = next.min(self.last_traffic + every);
+        }
+        self.timer.as_mut().reset(next);
+    }
+}
+
+/// Runs one open connection until it closes, then unregisters it and reports
+/// `ConnectionClosed`. `slot` holds its place in the connection count.
+pub(crate) async fn drive(
+    ws: WebSocketStream<WsIo>,
+    info: ConnInfo,
+    rx: mpsc::Receiver<WsMessage>,
+    mut slot: Slot,
+    shared: Arc<Shared>,
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    inc(&shared.counters.connections_open);
+    let opened = TransportEvent::ConnectionOpened {
+        flow: info.flow,
+        peer: info.peer,
+        local: info.local,
+        kind: info.kind,
+        direction: info.direction,
+    };
+    let reason = if shared.events.send(opened).await.is_err() {
+        CloseReason::LocalClose
+    } else {
+        let now = Instant::now();
+        let limits = &shared.limits;
+        let mut io = Io {
+            ws,
+            rx,
+            need_flush: false,
+            last_activity: now,
+            last_traffic: now,
+            write_blocked_since: None,
+            timer: Box::pin(tokio::time::sleep_until(now + limits.idle_timeout)),
+            idle: limits.idle_timeout,
+            write_timeout: limits.write_timeout,
+            keepalive: shared.keepalive,
+            shared: shared.clone(),
+        };
+        io.rearm();
+        run(&mut io, info, &mut shutdown).await
+    };
+    debug!(?reason, "connection closed");
+    slot.unregister();
+    dec(&shared.counters.connections_open);
+    if matches!(reason, CloseReason::IdleTimeout | CloseReason::WriteTimeout) {
+        inc(&shared.counters.timeouts);
+    }
+    let _ = shared
+        .events
+        .send(TransportEvent::ConnectionClosed {
+            flow: info.flow,
+            peer: info.peer,
+            kind: info.kind,
+            reason,
+        })
+        .await;
+    drop(slot);
+}
+
+async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) -> CloseReason {
+    if *shutdown.borrow_and_update() {
+        return close_locally(io, CloseCode::Away, "shutting down").await;
+    }
+    loop {
+        let step = tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                return close_locally(io, CloseCode::Away, "shutting down").await;
+            }
+            step = poll_fn(|cx| io.poll_step(cx)) => step,
+        };
+        match step {
+            Step::Received(msg) => {
+                if on_message(io, info, msg).await.is_err() {
+                    // The application dropped its event receiver.
+                    return close_locally(io, CloseCode::Away, "").await;
+                }
+            }
+            Step::PeerClosed => return CloseReason::PeerClosed,
+            Step::ReadError(e) => return on_read_error(io, info, e).await,
+            Step::WriteError(e) => {
+                inc(&io.shared.counters.send_errors);
+                return io_reason(&e);
+            }
+            Step::Timeout(CloseReason::IdleTimeout) => {
+                let _ = close_locally(io, CloseCode::Normal, "idle").await;
+                return CloseReason::IdleTimeout;
+            }
+            Step::Timeout(reason) => return reason,
+        }
+    }
+}
+
+/// Delivers one WebSocket message. `Err` when nobody listens for events any more.
+async fn on_message(io: &mut Io, info: ConnInfo, msg: WsMessage) -> Result<(), ()> {
+    let shared = &io.shared;
+    let bytes = match msg {
+        WsMessage::Text(t) => Bytes::from(t),
+        WsMessage::Binary(b) => b,
+        WsMessage::Ping(_) => {
+            // tungstenite queues the pong and sends it with the next read or write.
+            inc(&shared.counters.keepalives_received);
+            return Ok(());
+        }
+        WsMessage::Pong(_) => {
+            inc(&shared.counters.keepalives_received);
+            let ev = TransportEvent::Pong {
+                flow: info.flow,
+                peer: info.peer,
+            };
+            return shared.events.send(ev).await.map_err(drop);
+        }
+        // The peer's Close: tungstenite answers it; the next poll ends the stream.
+        WsMessage::Close(_) | WsMessage::Frame(_) => return Ok(()),
+    };
+    add(&shared.counters.bytes_received, bytes.len());
+    let event = match decode_datagram(bytes, &shared.limits) {
+        Ok(Datagram::Message(m)) => {
+            inc(&shared.counters.messages_received);
+            // RFC 3261 §18.2.1 / RFC 3581 §4; responses come back unchanged.
+            let m = stamp_received(&m, info.peer);
+            TransportEvent::Message(ReceivedMessage::new(
+                m,
+                info.peer,
+                info.local,
+                info.kind,
+                Some(info.flow),
+            ))
+        }
+        Ok(Datagram::Keepalive) => {
+            inc(&shared.counters.keepalives_received);
+            return Ok(());
+        }
+        Err(error) => {
+            // Message boundaries survive in WebSocket: only this message is lost.
+            inc(&shared.counters.malformed);
+            debug!(%error, "malformed SIP message");
+            TransportEvent::Error {
+                peer: Some(info.peer),
+                flow: Some(info.flow),
+                error,
+            }
+        }
+    };
+    shared.events.send(event).await.map_err(drop)
+}
+
+async fn on_read_error(io: &mut Io, info: ConnInfo, e: WsError) -> CloseReason {
+    let shared = io.shared.clone();
+    let report = |error: Error| {
+        shared.events.send(TransportEvent::Error {
+            peer: Some(info.peer),
+            flow: Some(info.flow),
+            error,
+        })
+    };
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            // RFC 6455 §7.4.1: 1009, message too big to process.
+            inc(&shared.counters.malformed);
+            let _ = report(Error::MessageTooLarge {
+                size,
+                limit: max_size,
+            })
+            .await;
+            send_close(io, CloseCode::Size, "message too big").await;
+            CloseReason::ProtocolError
+        }
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CloseReason::PeerClosed,
+        WsError::Io(err) => CloseReason::Io(err.kind()),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => CloseReason::PeerClosed,
+        other => {
+            inc(&shared.counters.malformed);
+            debug!(error = %other, "WebSocket protocol error");
+            let code = match other {
+                WsError::Utf8(_) => CloseCode::Invalid,
+                _ => CloseCode::Protocol,
+            };
+            let _ = report(Error::Malformed {
+                reason: "WebSocket protocol violation",
+            })
+            .await;
+            send_close(io, code, "").await;
+            CloseReason::ProtocolError
+        }
+    }
+}
+
+fn io_reason(e: &WsError) -> CloseReason {
+    match e {
+        WsError::Io(err) => CloseReason::Io(err.kind()),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => CloseReason::PeerClosed,
+        _ => CloseReason::ProtocolError,
+    }
+}
+
+/// Sends a Close frame and flushes it, bounded by the close grace period; the connection is
+/// dropped after, whatever the peer does.
+async fn send_close(io: &mut Io, code: CloseCode, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let grace = io.shared.limits.close_grace;
+    let _ = tokio::time::timeout(grace, io.ws.send(WsMessage::Close(Some(frame)))).await;
+}
+
+/// Our side closes: stop taking new messages, write what is queued, send a Close frame and
+/// wait for the peer's Close (RFC 6455 §7.1.2), all within the close grace period.
+async fn close_locally(io: &mut Io, code: CloseCode, reason: &'static str) -> CloseReason {
+    io.rx.close();
+    let grace = io.shared.limits.close_grace;
+    let counters = io.shared.clone();
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let (ws, rx) = (&mut io.ws, &mut io.rx);
+    let _ = tokio::time::timeout(grace, async {
+        while let Ok(msg) = rx.try_recv() {
+            let len = msg.len();
+            ws.feed(msg).await?;
+            inc(&counters.counters.messages_sent);
+            add(&counters.counters.bytes_sent, len);
+        }
+        ws.send(WsMessage::Close(Some(frame))).await?;
+        // Anything the peer still sends is dropped; we wait for its Close or EOF.
+        while let Some(r) = ws.next().await {
+            if r.is_err() {
+                break;
+            }
+        }
+        Ok::<(), WsError>(())
+    })
+    .await;
+    CloseReason::LocalClose
+}

@@ -1,0 +1,256 @@
+//! Two of our transports talking over real loopback sockets: requests and responses both ways
+//! over `ws` and `wss`, flow reuse, shared dials, certificate checks, and `close()`.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use sip_transport_api::{
+    CertificateProblem, CloseReason, Destination, Direction, Error, Transport, TransportEvent,
+    TransportKind,
+};
+use sip_transport_testkit::ok_response;
+use sip_transport_ws::{ClientTls, WsConfig, WsScheme};
+use support::*;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// A sends a request to B, B answers over the flow; then B sends a request back to A's
+/// address, which reuses the inbound connection, and A answers.
+async fn both_ways(client: WsConfig, server: WsConfig, dest_name: Option<&str>) {
+    let kind = server.kind();
+    let (a, mut a_ev) = bind(client);
+    let (b, mut b_ev) = bind(server);
+    let mut dest = Destination::new(b.local_addr());
+    if let Some(n) = dest_name {
+        dest = dest.with_server_name(n);
+    }
+
+    let req = ws_options(1);
+    let flow_a = a
+        .send_message_via(
+            &req,
+            &dest,
+            if kind == TransportKind::Wss {
+                WsScheme::Wss
+            } else {
+                WsScheme::Ws
+            },
+        )
+        .await
+        .expect("send");
+    let got = next_message(&mut b_ev).await;
+    assert_eq!(got.kind, kind);
+    assert_eq!(got.message.call_id(), req.call_id());
+    let flow_b = got.flow.expect("a flow");
+    // RFC 3261 §18.2.1 / RFC 3581: the .invalid sent-by gets received and rport.
+    let via = got.message.top_via().expect("via");
+    assert_eq!(via.received(), Some(got.source.ip()));
+    assert_eq!(via.rport(), Some(Some(got.source.port())));
+    b.send_response(&ok_response(&got.message), got.flow)
+        .await
+        .expect("respond");
+    let resp = next_message(&mut a_ev).await;
+    assert_eq!(resp.message.status_code(), Some(200));
+    assert_eq!(resp.flow, Some(flow_a));
+    assert_eq!(resp.kind, kind);
+
+    // B -> A: a send to the address A connected from reuses that inbound connection.
+    let back = ws_options(2);
+    let used = b
+        .send_message(&back, &Destination::new(got.source))
+        .await
+        .expect("send back");
+    assert_eq!(used, Some(flow_b));
+    let at_a = next_message(&mut a_ev).await;
+    assert_eq!(at_a.flow, Some(flow_a));
+    a.send_response(&ok_response(&at_a.message), at_a.flow)
+        .await
+        .expect("respond back");
+    let resp = next_message(&mut b_ev).await;
+    assert_eq!(resp.message.status_code(), Some(200));
+    assert_eq!(resp.message.call_id(), back.call_id());
+    assert_eq!(b.stats().connections_accepted, 1);
+    assert_eq!(a.stats().connections_dialed, 1);
+    assert_eq!(b.flows().len(), 1);
+    assert_eq!(b.flows()[0].2, Direction::Inbound);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn ws_request_response_both_ways() {
+    both_ways(WsConfig::default(), WsConfig::default(), None).await;
+}
+
+#[tokio::test]
+async fn wss_request_response_both_ways() {
+    let cert = test_cert();
+    let server = WsConfig::default().with_server_tls(cert.server.clone());
+    let client = WsConfig::default().with_client_tls(ClientTls::CaPem(cert.pem.into_bytes()));
+    both_ways(client, server, Some("localhost")).await;
+}
+
+#[tokio::test]
+async fn wss_by_ip_and_client_only_transport() {
+    let cert = test_cert();
+    let (server, events) = bind(WsConfig::default().with_server_tls(cert.server.clone()));
+    assert_eq!(server.kind(), TransportKind::Wss);
+    let (_rx, _task) = respond(server.clone(), events);
+    // A client-only wss transport: kind Wss, no listener, send_message dials wss. The name
+    // verified is the IP address (the certificate has an IP SAN).
+    let (client, mut c_ev) = bind(WsConfig::wss_client(ClientTls::CaPem(
+        cert.pem.into_bytes(),
+    )));
+    assert_eq!(client.kind(), TransportKind::Wss);
+    client
+        .send_message(&ws_options(3), &Destination::new(server.local_addr()))
+        .await
+        .expect("send");
+    assert_eq!(
+        next_message(&mut c_ev).await.message.status_code(),
+        Some(200)
+    );
+    client.close().await;
+    server.close().await;
+}
+
+#[tokio::test]
+async fn wss_certificate_not_trusted_is_refused() {
+    let cert = test_cert();
+    let (server, _events) = bind(WsConfig::default().with_server_tls(cert.server.clone()));
+    let (client, _c) = bind(WsConfig::default()); // webpki roots: our test CA is not in them
+    let dest = Destination::new(server.local_addr()).with_server_name("localhost");
+    let err = client
+        .send_message_via(&ws_options(4), &dest, WsScheme::Wss)
+        .await
+        .expect_err("untrusted certificate");
+    assert!(
+        matches!(
+            err,
+            Error::TlsCertificate {
+                reason: CertificateProblem::UnknownIssuer,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_recoverable(), "a bad certificate is not retried");
+    // Trusted CA, wrong name: also final.
+    let (named, _n) =
+        bind(WsConfig::default().with_client_tls(ClientTls::CaPem(cert.pem.clone().into_bytes())));
+    let wrong = Destination::new(server.local_addr()).with_server_name("elsewhere.example");
+    let err = named
+        .send_message_via(&ws_options(4), &wrong, WsScheme::Wss)
+        .await
+        .expect_err("wrong name");
+    assert!(
+        matches!(
+            &err,
+            Error::TlsCertificate {
+                reason: CertificateProblem::NameMismatch { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A CA file that does not exist is a configuration error at bind.
+    let bad = sip_transport_ws::WsTransport::bind(
+        WsConfig::default().with_ca_file("/nonexistent/ca.pem"),
+    );
+    assert!(matches!(bad, Err(Error::InvalidConfig { .. })));
+    // And the loudly named test switch accepts any certificate.
+    let (insecure, mut i_ev) = bind(WsConfig::default().danger_accept_invalid_certs_for_tests());
+    let (_rx, _task) = respond(server.clone(), _events);
+    insecure
+        .send_message_via(&ws_options(5), &dest, WsScheme::Wss)
+        .await
+        .expect("accepted without verification");
+    assert_eq!(
+        next_message(&mut i_ev).await.message.status_code(),
+        Some(200)
+    );
+}
+
+#[tokio::test]
+async fn concurrent_sends_share_one_handshake() {
+    let (server, events) = bind(WsConfig::default());
+    let (_rx, _task) = respond(server.clone(), events);
+    let (client, mut c_ev) = bind(WsConfig::default());
+    let dest = Destination::new(server.local_addr());
+    let sends = (0..20u64).map(|n| {
+        let client = client.clone();
+        let dest = dest.clone();
+        async move { client.send_message(&ws_options(100 + n), &dest).await }
+    });
+    let flows = futures_util::future::join_all(sends).await;
+    let first = flows[0].as_ref().expect("sent").expect("flow");
+    assert!(flows.iter().all(|f| f.as_ref().ok() == Some(&Some(first))));
+    for _ in 0..20 {
+        assert_eq!(
+            next_message(&mut c_ev).await.message.status_code(),
+            Some(200)
+        );
+    }
+    assert_eq!(client.stats().connections_dialed, 1);
+    assert_eq!(server.stats().connections_accepted, 1);
+}
+
+#[tokio::test]
+async fn close_sends_close_frames_after_queued_writes() {
+    let (server, mut events) = bind(WsConfig::default());
+    let mut ws = raw_client(server.local_addr(), Some("sip")).await;
+    ws.send(text_of(&ws_options(6))).await.expect("send");
+    let got = next_message(&mut events).await;
+    // Queue a response, then close at once: the response must come before the Close frame.
+    server
+        .send_response(&ok_response(&got.message), got.flow)
+        .await
+        .expect("queued");
+    let closing = {
+        let server = server.clone();
+        tokio::spawn(async move { server.close().await })
+    };
+    let first = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("in time");
+    let text = first
+        .expect("a frame")
+        .expect("ok")
+        .into_text()
+        .expect("text");
+    assert!(text.starts_with("SIP/2.0 200 OK"), "{text}");
+    let close = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("in time");
+    match close {
+        Some(Ok(WsMessage::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a Close frame, got {other:?}"),
+    }
+    // tungstenite answers the Close; the server then finishes well within the grace period.
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
+    tokio::time::timeout(WAIT, closing)
+        .await
+        .expect("close returns")
+        .expect("task");
+    assert!(server.is_closed());
+    let mut saw_closed_conn = false;
+    while let Ok(Some(ev)) = tokio::time::timeout(WAIT, events.recv()).await {
+        match ev {
+            TransportEvent::ConnectionClosed { reason, .. } => {
+                assert_eq!(reason, CloseReason::LocalClose);
+                saw_closed_conn = true;
+            }
+            TransportEvent::Closed => break,
+            _ => {}
+        }
+    }
+    assert!(saw_closed_conn, "ConnectionClosed before Closed");
+    assert!(matches!(
+        server
+            .send_message(&ws_options(7), &Destination::new(server.local_addr()))
+            .await,
+        Err(Error::TransportClosed)
+    ));
+}

@@ -1,0 +1,209 @@
+//! Helpers shared by this crate's integration tests: test certificates (the testkit's,
+//! made with rcgen at test time), transports bound on loopback, a stateless responder, event waiting with
+//! timeouts, and a raw HTTP upgrade for refusal tests.
+//!
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sip_transport_api::{FlowId, Message, ReceivedMessage, Transport, TransportEvent};
+use sip_transport_testkit::certs::TestPki;
+use sip_transport_testkit::ok_response;
+use sip_transport_ws::{WsConfig, WsTransport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Everything a test waits for is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A test PKI (the testkit's, made with rcgen at test time) and what each side needs.
+pub struct TestCert {
+    /// The CA certificate, PEM (what a client trusts).
+    pub pem: String,
+    /// The rustls server configuration serving the CA-signed certificate for `localhost`,
+    /// `127.0.0.1` and `::1`.
+    pub server: Arc<rustls::ServerConfig>,
+    /// The whole PKI (its folder lives as long as this).
+    pub pki: TestPki,
+}
+
+/// A rustls server configuration (provider `ring`) for a certificate and key in PEM.
+pub fn server_config(cert_pem: &str, key_pem: &str) -> Arc<rustls::ServerConfig> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificate PEM");
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key PEM");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    Arc::new(server)
+}
+
+/// Generates a fresh test PKI.
+pub fn test_cert() -> TestCert {
+    let pki = TestPki::generate();
+    TestCert {
+        pem: pki.ca_cert_pem.clone(),
+        server: server_config(&pki.server.cert_pem, &pki.server.key_pem),
+        pki,
+    }
+}
+
+/// Binds a transport, panicking on failure.
+pub fn bind(config: WsConfig) -> (Arc<WsTransport>, mpsc::Receiver<TransportEvent>) {
+    WsTransport::bind(config).expect("bind")
+}
+
+/// Answers every request but ACK with `200 OK` over the flow it came in on, and forwards every
+/// other event to the returned receiver.
+pub fn respond(
+    t: Arc<WsTransport>,
+    mut events: mpsc::Receiver<TransportEvent>,
+) -> (mpsc::UnboundedReceiver<TransportEvent>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                TransportEvent::Message(m)
+                    if m.message.is_request() && m.message.method() != Some("ACK") =>
+                {
+                    let ok = ok_response(&m.message);
+                    if let Err(e) = t.send_response(&ok, m.flow).await {
+                        eprintln!("responder: {e}");
+                    }
+                }
+                TransportEvent::Closed => {
+                    let _ = tx.send(TransportEvent::Closed);
+                    break;
+                }
+                other => {
+                    let _ = tx.send(other);
+                }
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// Waits for the next `Message` event (other events are skipped).
+pub async fn next_message(events: &mut mpsc::Receiver<TransportEvent>) -> ReceivedMessage {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Some(TransportEvent::Message(m)) => return m,
+                Some(_) => continue,
+                None => panic!("event channel closed"),
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for a message")
+}
+
+/// Waits for an event matching `pred` on an unbounded receiver.
+pub async fn wait_event<F>(
+    events: &mut mpsc::UnboundedReceiver<TransportEvent>,
+    mut pred: F,
+) -> TransportEvent
+where
+    F: FnMut(&TransportEvent) -> bool,
+{
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Some(ev) if pred(&ev) => return ev,
+                Some(_) => continue,
+                None => panic!("event channel closed"),
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for an event")
+}
+
+/// An OPTIONS request as a WebSocket UA sends it (Via host under `.invalid`, RFC 7118 §5.2).
+pub fn ws_options(n: u64) -> Message {
+    sip_transport_testkit::options_request(
+        "sip:ping@127.0.0.1;transport=ws",
+        "WS",
+        "df7jal23ls0d.invalid",
+        n,
+    )
+}
+
+/// Sends a raw HTTP upgrade request and returns the response head (up to the empty line).
+pub async fn raw_upgrade(addr: SocketAddr, extra_headers: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    tokio::time::timeout(WAIT, async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut chunk).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("timed out reading the upgrade response");
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The flow an event belongs to, if any.
+pub fn flow_of(ev: &TransportEvent) -> Option<FlowId> {
+    match ev {
+        TransportEvent::Message(m) => m.flow,
+        TransportEvent::ConnectionOpened { flow, .. }
+        | TransportEvent::ConnectionClosed { flow, .. }
+        | TransportEvent::Pong { flow, .. } => Some(*flow),
+        TransportEvent::Error { flow, .. } => *flow,
+        _ => None,
+    }
+}
+
+/// A raw tungstenite client (not our transport) upgraded on a fresh connection, offering
+/// `protocol` as its subprotocol list.
+pub async fn raw_client(
+    addr: SocketAddr,
+    protocol: Option<&str>,
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/")
+        .into_client_request()
+        .expect("request");
+    if let Some(p) = protocol {
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse().expect("header value"));
+    }
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (ws, resp) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(req, tcp))
+        .await
+        .expect("upgrade in time")
+        .expect("upgrade");
+    if protocol.is_some() {
+        assert_eq!(resp.headers()["sec-websocket-protocol"], "sip");
+    }
+    ws
+}
+
+/// A SIP message as one WebSocket text message.
+pub fn text_of(m: &Message) -> tokio_tungstenite::tungstenite::Message {
+    let s = String::from_utf8(m.as_bytes().to_vec()).expect("utf-8");
+    tokio_tungstenite::tungstenite::Message::text(s)
+}
