@@ -1,7 +1,8 @@
 //! # sip-transport
 //!
 //! The facade: re-exports the contract ([`sip_transport_api`]) and, behind the cargo features
-//! `udp`, `tcp`, `tls` and `ws`, each protocol crate.
+//! `udp`, `tcp`, `tls` and `ws`, each protocol crate; behind `dns`, RFC 3263 server location
+//! ([`dns`]).
 
 pub use sip_transport_api::*;
 
@@ -20,3 +21,11 @@ pub use sip_transport_tls as tls;
 /// WebSocket transport (feature `ws`).
 #[cfg(feature = "ws")]
 pub use sip_transport_ws as ws;
+
+/// RFC 3263 server location: SIP URI → ordered (transport, address, TLS name) targets
+/// (feature `dns`).
+#[cfg(feature = "dns")]
+pub mod dns;
+
+#[cfg(feature = "dns")]
+pub use dns::{SipResolver, SipResolverConfig, TargetUri};

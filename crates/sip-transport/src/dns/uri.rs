@@ -1,0 +1,369 @@
+//! What RFC 3263 reads from a SIP URI ([`TargetUri`]) or a Via header ([`SentBy`]).
+//!
+//! Only the parts server location needs: scheme (sip or sips), host, port, the `transport`
+//! and `maddr` parameters. [`TargetUri::parse`] is a small parser for exactly those parts,
+//! not a general SIP URI parser: user info, other parameters and headers are skipped.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use sip_transport_api::{Error, Result, TransportKind, Via};
+
+use super::records::normalize_name;
+
+/// A host: a numeric address or a domain name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A numeric IPv4 or IPv6 address: no DNS (RFC 3263 §4.1, §4.2).
+    Ip(IpAddr),
+    /// A domain name, lower case, without a trailing dot.
+    Name(String),
+}
+
+impl Host {
+    /// Parses `host`, `1.2.3.4`, `[::1]` or `::1`. Names are checked for the characters
+    /// RFC 3261 §25.1 allows in a hostname (letters, digits, `-`, `.`).
+    pub fn parse(s: &str) -> Result<Host> {
+        let t = s.trim();
+        let inner = t
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(t);
+        if let Ok(ip) = inner.parse::<IpAddr>() {
+            return Ok(Host::Ip(ip));
+        }
+        let name = normalize_name(t);
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if valid {
+            Ok(Host::Name(name))
+        } else {
+            Err(bad(format!("invalid host {t:?}")))
+        }
+    }
+
+    /// The name, when the host is one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Host::Name(n) => Some(n),
+            Host::Ip(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl FromStr for Host {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Host> {
+        Host::parse(s)
+    }
+}
+
+/// The parts of a SIP or SIPS URI that RFC 3263 §4 uses to locate the server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TargetUri {
+    /// True for a `sips:` URI: only secure transports may be used, all the way (RFC 3261
+    /// §26.2.2; RFC 3263 §4.1 discards non-SIPS NAPTR services for it).
+    pub secure: bool,
+    /// The host part.
+    pub host: Host,
+    /// The port, when the URI has one.
+    pub port: Option<u16>,
+    /// The `transport` parameter, when present. `tcp` and `ws` on a SIPS URI mean TLS and
+    /// WSS; see [`TargetUri::transport_kind`].
+    pub transport: Option<TransportKind>,
+    /// The `maddr` parameter: when present it, not the host, is the TARGET (RFC 3263 §4).
+    pub maddr: Option<Host>,
+}
+
+impl TargetUri {
+    /// A URI with only a scheme and host (`sip:host` or `sips:host`).
+    pub fn new(secure: bool, host: Host) -> Self {
+        TargetUri {
+            secure,
+            host,
+            port: None,
+            transport: None,
+            maddr: None,
+        }
+    }
+
+    /// Sets the port.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Sets the transport parameter.
+    pub fn with_transport(mut self, transport: TransportKind) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Sets the maddr parameter.
+    pub fn with_maddr(mut self, maddr: Host) -> Self {
+        self.maddr = Some(maddr);
+        self
+    }
+
+    /// Parses `sip:[user@]host[:port][;params][?headers]` or the same with `sips:`, reading
+    /// the `transport` and `maddr` parameters. A transport this crate does not implement
+    /// (e.g. `sctp`) is an error rather than silently another transport.
+    pub fn parse(uri: &str) -> Result<TargetUri> {
+        let uri = uri.trim();
+        let (scheme, rest) = uri
+            .split_once(':')
+            .ok_or_else(|| bad(format!("not a SIP URI: {uri:?}")))?;
+        let secure = if scheme.eq_ignore_ascii_case("sips") {
+            true
+        } else if scheme.eq_ignore_ascii_case("sip") {
+            false
+        } else {
+            return Err(bad(format!("unsupported URI scheme {scheme:?}")));
+        };
+        // '@' is never unescaped outside the user info (RFC 3261 §25.1).
+        let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+        let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+        let mut parts = rest.split(';');
+        let hostport = parts.next().unwrap_or_default();
+        let (host, port) = split_host_port(hostport)?;
+        let mut target = TargetUri::new(secure, host);
+        target.port = port;
+        for param in parts {
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            if name.trim().eq_ignore_ascii_case("transport") {
+                target.transport = Some(TransportKind::from_token(value).ok_or_else(|| {
+                    bad(format!(
+                        "unsupported transport parameter {:?}",
+                        value.trim()
+                    ))
+                })?);
+            } else if name.trim().eq_ignore_ascii_case("maddr") {
+                target.maddr = Some(Host::parse(value)?);
+            }
+        }
+        Ok(target)
+    }
+
+    /// The TARGET of RFC 3263 §4: the maddr parameter if present, else the host.
+    pub fn target(&self) -> &Host {
+        self.maddr.as_ref().unwrap_or(&self.host)
+    }
+
+    /// The name to verify a TLS certificate against and send as SNI: the URI's domain
+    /// (RFC 5922 §4: the SIP domain, not the SRV target). `None` when the host is numeric
+    /// (then the maddr name, if any).
+    pub fn server_name(&self) -> Option<&str> {
+        self.host
+            .name()
+            .or_else(|| self.maddr.as_ref().and_then(Host::name))
+    }
+
+    /// The transport the `transport` parameter asks for, read with the scheme: on a SIPS URI
+    /// `tcp` means TLS and `ws` means WSS (RFC 3261 §26.2.2, RFC 7118 §5.2), and `udp` is an
+    /// error (there is no SIPS over UDP; RFC 5630 §3.1.3 deprecates transport=tls, and an
+    /// insecure transport would be a downgrade).
+    pub fn transport_kind(&self) -> Result<Option<TransportKind>> {
+        let Some(t) = self.transport else {
+            return Ok(None);
+        };
+        if !self.secure {
+            return Ok(Some(t));
+        }
+        match t {
+            TransportKind::Tcp | TransportKind::Tls => Ok(Some(TransportKind::Tls)),
+            TransportKind::Ws | TransportKind::Wss => Ok(Some(TransportKind::Wss)),
+            TransportKind::Udp => Err(bad(
+                "a SIPS URI cannot use transport=udp (RFC 3261 §26.2.2)".to_owned(),
+            )),
+        }
+    }
+}
+
+impl FromStr for TargetUri {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TargetUri> {
+        TargetUri::parse(s)
+    }
+}
+
+impl fmt::Display for TargetUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        if let Some(t) = self.transport {
+            write!(f, ";transport={t}")?;
+        }
+        if let Some(m) = &self.maddr {
+            write!(f, ";maddr={m}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The sent-by of a response's top Via: where RFC 3263 §5 sends a response when the
+/// request's connection is gone and there is no `received` address to use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SentBy {
+    /// The sent-by host.
+    pub host: Host,
+    /// The sent-by port, when present.
+    pub port: Option<u16>,
+    /// The Via's transport.
+    pub transport: TransportKind,
+}
+
+impl SentBy {
+    /// Reads the sent-by and transport of a Via. Errors for transports this crate does not
+    /// implement and for an unparsable host.
+    pub fn from_via(via: &Via<'_>) -> Result<SentBy> {
+        let transport = via.transport_kind().ok_or_else(|| {
+            bad(format!(
+                "unsupported transport {:?} in Via",
+                via.transport()
+            ))
+        })?;
+        Ok(SentBy {
+            host: Host::parse(via.host())?,
+            port: via.port(),
+            transport,
+        })
+    }
+}
+
+fn split_host_port(hostport: &str) -> Result<(Host, Option<u16>)> {
+    let hp = hostport.trim();
+    let (host, port) = if let Some(r) = hp.strip_prefix('[') {
+        let (h, after) = r
+            .split_once(']')
+            .ok_or_else(|| bad(format!("unterminated IPv6 reference in {hp:?}")))?;
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad(format!("junk after IPv6 reference in {hp:?}")))?,
+            ),
+        };
+        (h, port)
+    } else {
+        match hp.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hp, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 => Some(n),
+            _ => return Err(bad(format!("invalid port {p:?}"))),
+        },
+    };
+    Ok((Host::parse(host)?, port))
+}
+
+fn bad(reason: String) -> Error {
+    Error::InvalidDestination { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> TargetUri {
+        TargetUri::parse(s).expect("valid URI")
+    }
+
+    #[test]
+    fn parses_the_parts_rfc_3263_uses() {
+        let u = parse(
+            "sips:alice;day=tue@Example.COM:5071;lr;Transport=TCP;maddr=proxy.example.com?subject=x",
+        );
+        assert!(u.secure);
+        assert_eq!(u.host, Host::Name("example.com".into()));
+        assert_eq!(u.port, Some(5071));
+        assert_eq!(u.transport, Some(TransportKind::Tcp));
+        assert_eq!(u.transport_kind().ok(), Some(Some(TransportKind::Tls)));
+        assert_eq!(u.maddr, Some(Host::Name("proxy.example.com".into())));
+        assert_eq!(u.target(), &Host::Name("proxy.example.com".into()));
+        assert_eq!(u.server_name(), Some("example.com"));
+
+        let v6 = parse("sip:[2001:db8::1]:5062");
+        assert_eq!(v6.host, Host::Ip("2001:db8::1".parse().expect("ip")));
+        assert_eq!(v6.port, Some(5062));
+        assert_eq!(v6.server_name(), None);
+        assert_eq!(parse("sip:[::1]").port, None);
+        assert_eq!(parse("SIP:192.0.2.1").host, Host::Ip([192, 0, 2, 1].into()));
+        assert_eq!(
+            parse("sip:example.com.").host,
+            Host::Name("example.com".into())
+        );
+    }
+
+    #[test]
+    fn sips_maps_transports_and_refuses_udp() {
+        let k = |s: &str| parse(s).transport_kind();
+        assert_eq!(
+            k("sips:a.example;transport=ws").ok(),
+            Some(Some(TransportKind::Wss))
+        );
+        assert_eq!(
+            k("sip:a.example;transport=ws").ok(),
+            Some(Some(TransportKind::Ws))
+        );
+        assert_eq!(k("sip:a.example").ok(), Some(None));
+        assert!(k("sips:a.example;transport=udp").is_err());
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_use() {
+        for s in [
+            "http://example.com",
+            "example.com",
+            "sip:",
+            "sip:exa mple.com",
+            "sip:example.com:0",
+            "sip:example.com:70000",
+            "sip:[::1",
+            "sip:[::1]x",
+            "sip:example.com;transport=sctp",
+            "sip:a..b",
+        ] {
+            assert!(
+                matches!(TargetUri::parse(s), Err(Error::InvalidDestination { .. })),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "sip:example.com",
+            "sips:[::1]:5061;transport=tls",
+            "sip:192.0.2.1:5080;transport=tcp;maddr=239.255.255.1",
+        ] {
+            assert_eq!(parse(s).to_string(), s);
+            assert_eq!(parse(&parse(s).to_string()), parse(s));
+        }
+    }
+}
