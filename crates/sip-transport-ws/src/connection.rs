@@ -251,7 +251,8 @@ async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) 
                 return io_reason(&e);
             }
             Step::Timeout(CloseReason::IdleTimeout) => {
-                let _ = close_locally(io, CloseCode::Normal, "idle").await;
+                // A silent peer is likely gone: tell it why, but do not wait for its answer.
+                send_close(io, CloseCode::Normal, "idle").await;
                 return CloseReason::IdleTimeout;
             }
             Step::Timeout(reason) => return reason,
