@@ -16,6 +16,10 @@
 //!
 //! Not a benchmark harness: one run, one line of figures. Lost datagrams (the channel or a
 //! socket buffer overflowing) are resent after a second of silence and counted.
+//!
+//! `--serve ADDR --seconds N` runs only the server side (in `--mode`) on `ADDR` for `N`
+//! seconds, to be loaded by SIPp through `../shared/peers/bench.py --server-pid <pid>` for a
+//! like-for-like comparison with Kamailio.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +40,8 @@ struct Args {
     window: u64,
     threads: usize,
     mode: Mode,
+    serve: Option<std::net::SocketAddr>,
+    seconds: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -44,6 +50,8 @@ fn parse_args() -> Result<Args, String> {
         window: 64,
         threads: 2,
         mode: Mode::Echo,
+        serve: None,
+        seconds: 60,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,6 +64,10 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--count" => args.count = num()?.max(1),
             "--window" => args.window = num()?.max(1),
+            "--serve" => {
+                args.serve = Some(value.parse().map_err(|e| format!("--serve {value}: {e}"))?)
+            }
+            "--seconds" => args.seconds = num()?,
             "--threads" => args.threads = usize::try_from(num()?.max(1)).unwrap_or(1),
             "--mode" => {
                 args.mode = match value.as_str() {
@@ -105,7 +117,29 @@ async fn serve(
     }
 }
 
+/// Server only, for an external load generator; stops after `args.seconds`.
+async fn serve_only(addr: std::net::SocketAddr, args: Args) -> Result<(), String> {
+    let config = UdpConfig::new(addr).with_recv_buffer_size(4 << 20);
+    let (server, rx) = UdpTransport::bind(config).map_err(|e| e.to_string())?;
+    println!(
+        "serving {:?} on {} for {} s (pid {})",
+        args.mode,
+        server.local_addr(),
+        args.seconds,
+        std::process::id()
+    );
+    let task = tokio::spawn(serve(server.clone(), rx, args.mode));
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    println!("server {:?}", server.stats());
+    server.close().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    Ok(())
+}
+
 async fn run(args: Args) -> Result<(), String> {
+    if let Some(addr) = args.serve {
+        return serve_only(addr, args).await;
+    }
     let (server, server_rx) =
         UdpTransport::bind(UdpConfig::default()).map_err(|e| e.to_string())?;
     let (client, mut client_rx) =
