@@ -5,11 +5,15 @@
 //!   machine and fails it under CI (`CI=true`), so CI can never pass by skipping;
 //! - launching SIPp and Kamailio on loopback and reading their results;
 //! - building ordinary SIP requests;
-//! - test certificates generated at run time ([`certs`]).
+//! - test certificates generated at run time ([`certs`]);
+//! - a dnsmasq DNS server with given records, for RFC 3263 tests ([`Dnsmasq`]).
 //!
 //! Not a mock of anything: every helper drives a real program or builds real bytes.
 
 pub mod certs;
+mod dnsmasq;
+
+pub use dnsmasq::Dnsmasq;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
