@@ -3,6 +3,9 @@
 //! The randomness is injected through [`SrvRandom`] so tests pin the order; the default
 //! source, [`DefaultRandom`], is a small non-cryptographic generator seeded per resolver
 //! (load spreading needs no more). This file does no lookups.
+//!
+//! For one random sequence the order depends only on the records, not on the order the
+//! server listed them in (see `weighted_order`).
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -72,7 +75,7 @@ impl SrvRandom for DefaultRandom {
 /// can be). Records whose target is `.` are left out: they say the service is unavailable.
 pub fn order_srv<'a>(records: &'a [SrvRecord], rng: &mut dyn SrvRandom) -> Vec<&'a SrvRecord> {
     let mut usable: Vec<&SrvRecord> = records.iter().filter(|r| !r.is_unavailable()).collect();
-    usable.sort_by_key(|r| r.priority); // stable: equal records keep the answer's order
+    usable.sort_by_key(|r| r.priority);
     let mut out = Vec::with_capacity(usable.len());
     let mut rest = usable.as_slice();
     while let Some(first) = rest.first() {
@@ -89,13 +92,17 @@ pub fn order_srv<'a>(records: &'a [SrvRecord], rng: &mut dyn SrvRandom) -> Vec<&
 
 /// RFC 2782's selection within one priority: zero weights at the front, a uniform number in
 /// `0..=sum`, the first record whose running sum reaches it; remove it and repeat.
+///
+/// RFC 2782 allows "any order" apart from zero weights first; ascending (weight, target,
+/// port) is such an order and makes the result independent of the order the DNS server
+/// happened to list the records in, so a given random sequence always gives one ordering.
 fn weighted_order<'a>(
     group: &[&'a SrvRecord],
     rng: &mut dyn SrvRandom,
     out: &mut Vec<&'a SrvRecord>,
 ) {
-    let mut left: Vec<&SrvRecord> = group.iter().filter(|r| r.weight == 0).copied().collect();
-    left.extend(group.iter().filter(|r| r.weight > 0));
+    let mut left: Vec<&SrvRecord> = group.to_vec();
+    left.sort_by(|a, b| (a.weight, &a.target, a.port).cmp(&(b.weight, &b.target, b.port)));
     while !left.is_empty() {
         let total: u32 = left.iter().map(|r| u32::from(r.weight)).sum();
         let pick = rng.uniform_inclusive(total);
@@ -157,6 +164,20 @@ mod tests {
         assert_eq!(targets(&order_srv(&recs, &mut zero)), ["zero", "heavy"]);
         let mut one = |max: u32| max.min(1);
         assert_eq!(targets(&order_srv(&recs, &mut one)), ["heavy", "zero"]);
+    }
+
+    #[test]
+    fn answer_order_does_not_matter() {
+        let a = [srv(1, 10, "b"), srv(1, 10, "a"), srv(1, 5, "c")];
+        let b = [srv(1, 5, "c"), srv(1, 10, "a"), srv(1, 10, "b")];
+        for draw in [0u32, 7, 12, 25] {
+            let mut r1 = move |max: u32| draw.min(max);
+            let mut r2 = move |max: u32| draw.min(max);
+            assert_eq!(
+                targets(&order_srv(&a, &mut r1)),
+                targets(&order_srv(&b, &mut r2))
+            );
+        }
     }
 
     #[test]
