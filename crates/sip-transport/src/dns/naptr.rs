@@ -8,7 +8,8 @@ use super::policy::ResolvePolicy;
 use super::records::NaptrRecord;
 
 /// The transport a SIP NAPTR service names: `SIP+D2U` UDP, `SIP+D2T` TCP, `SIPS+D2T` TLS
-/// (RFC 3263 §4.1), `SIP+D2W` WS and `SIPS+D2W` WSS (RFC 7118 §7 and §12.3). SCTP
+/// (RFC 3263 §4.1), `SIP+D2W` WS and `SIPS+D2W` WSS (RFC 7118; IANA's SIP NAPTR services
+/// registry). SCTP
 /// (`SIP+D2S`, `SIPS+D2S`) and anything else: `None`. Case-insensitive.
 pub fn service_transport(services: &str) -> Option<TransportKind> {
     const MAP: [(&str, TransportKind); 5] = [

@@ -326,3 +326,36 @@ impl SipResolver {
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn shareable_and_futures_are_send() {
+        let r = SipResolver::with_nameserver(SocketAddr::from(([127, 0, 0, 1], 9)))
+            .expect("no system configuration needed");
+        send_sync(&r);
+        let uri = TargetUri::parse("sip:example.test").expect("uri");
+        // The manager spawns resolutions on a multi-threaded runtime.
+        send(&r.resolve(&uri));
+        let sent_by = SentBy {
+            host: super::super::uri::Host::Name("example.test".into()),
+            port: None,
+            transport: sip_transport_api::TransportKind::Udp,
+        };
+        send(&r.resolve_response(&sent_by));
+        assert_eq!(r.stats(), ResolverStats::default());
+    }
+
+    #[test]
+    fn system_configuration_builds_or_says_why() {
+        match SipResolver::new(SipResolverConfig::default()) {
+            Ok(r) => assert_eq!(r.config().nameserver, None),
+            Err(e) => assert!(matches!(e, Error::InvalidConfig { .. }), "{e}"),
+        }
+    }
+}

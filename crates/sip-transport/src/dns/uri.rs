@@ -177,9 +177,9 @@ impl TargetUri {
     }
 
     /// The transport the `transport` parameter asks for, read with the scheme: on a SIPS URI
-    /// `tcp` means TLS and `ws` means WSS (RFC 3261 §26.2.2, RFC 7118 §5.2), and `udp` is an
-    /// error (there is no SIPS over UDP; RFC 5630 §3.1.3 deprecates transport=tls, and an
-    /// insecure transport would be a downgrade).
+    /// `tcp` (and the deprecated `tls`) means TLS and `ws` means WSS, and `udp` is an error:
+    /// a SIPS URI asks for TLS on every hop (RFC 3261 §26.2.2), and an insecure transport
+    /// would be a downgrade.
     pub fn transport_kind(&self) -> Result<Option<TransportKind>> {
         let Some(t) = self.transport else {
             return Ok(None);
@@ -191,7 +191,7 @@ impl TargetUri {
             TransportKind::Tcp | TransportKind::Tls => Ok(Some(TransportKind::Tls)),
             TransportKind::Ws | TransportKind::Wss => Ok(Some(TransportKind::Wss)),
             TransportKind::Udp => Err(bad(
-                "a SIPS URI cannot use transport=udp (RFC 3261 §26.2.2)".to_owned(),
+                "a SIPS URI cannot use transport=udp: it asks for TLS on every hop (RFC 3261 §26.2.2)".to_owned(),
             )),
         }
     }
@@ -353,6 +353,29 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn sent_by_from_via() {
+        let msg = sip_transport_api::Message::parse(sip_transport_api::bytes::Bytes::from_static(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS Client.Example.COM;branch=z9hG4bK1\r\n\
+              Via: SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bK2\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("valid response");
+        let s = SentBy::from_via(&msg.top_via().expect("via")).expect("sent-by");
+        assert_eq!(
+            s,
+            SentBy {
+                host: Host::Name("client.example.com".into()),
+                port: None,
+                transport: TransportKind::Tls,
+            }
+        );
+        let sctp = sip_transport_api::Message::parse(sip_transport_api::bytes::Bytes::from_static(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/SCTP h.example.com;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("valid response");
+        assert!(SentBy::from_via(&sctp.top_via().expect("via")).is_err());
     }
 
     #[test]
