@@ -1,0 +1,222 @@
+//! Loopback benchmark of `WsTransport`: OPTIONS transactions per second over one pipelined
+//! `ws` and one `wss` connection (client and stateless responder in this process), and the
+//! `ws`/`wss` handshake rate (TCP + TLS + WebSocket upgrade, our client to our server).
+//!
+//! ```sh
+//! cargo run --release -p sip-transport-ws --example ws_bench -- [MESSAGES] [WINDOW] [HANDSHAKES]
+//! ```
+//!
+//! Defaults: 200,000 messages with 256 in flight, 2,000 handshakes with 16 at once. CPU is the
+//! process's user+system time (client and server together), read from `/proc/self/stat`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sip_transport_api::{Destination, Limits, Transport, TransportEvent};
+use sip_transport_testkit::certs::TestPki;
+use sip_transport_testkit::{ok_response, options_request};
+use sip_transport_ws::{ClientTls, WsConfig, WsScheme, WsTransport};
+use tokio::sync::Semaphore;
+
+fn cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat: utime and stime in clock ticks (100 per second).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(pki.server.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("cert");
+    let key = PrivateKeyDer::from_pem_slice(pki.server.key_pem.as_bytes()).expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config"),
+    )
+}
+
+fn limits() -> Limits {
+    Limits::default()
+        .with_max_connections(100_000)
+        .with_max_connections_per_ip(100_000)
+        .with_write_queue_depth(4_096)
+}
+
+/// A stateless responder: 200 OK to every request, over its flow.
+fn serve(config: WsConfig) -> Arc<WsTransport> {
+    let (t, mut events) = WsTransport::bind(config.with_limits(limits())).expect("bind server");
+    let server = t.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                TransportEvent::Message(m) if m.message.is_request() => {
+                    let _ = server.send_response(&ok_response(&m.message), m.flow).await;
+                }
+                TransportEvent::Closed => break,
+                _ => {}
+            }
+        }
+    });
+    t
+}
+
+async fn throughput(
+    label: &str,
+    server: &Arc<WsTransport>,
+    client_cfg: WsConfig,
+    dest: Destination,
+    scheme: WsScheme,
+    n: u64,
+    window: usize,
+) {
+    let (client, mut events) =
+        WsTransport::bind(client_cfg.with_limits(limits())).expect("bind client");
+    // Open the connection first so the handshake is not in the figure.
+    client.connect(&dest, scheme).await.expect("connect");
+    let reqs: Vec<_> = (0..n)
+        .map(|i| options_request("sip:bench@127.0.0.1;transport=ws", "WS", "bench.invalid", i))
+        .collect();
+    let credits = Arc::new(Semaphore::new(window));
+    let sender = {
+        let client = client.clone();
+        let credits = credits.clone();
+        let dest = dest.clone();
+        tokio::spawn(async move {
+            for r in reqs {
+                credits.acquire().await.expect("open").forget();
+                let mut tries = 0;
+                while let Err(e) = client.send_message_via(&r, &dest, scheme).await {
+                    tries += 1;
+                    assert!(tries < 1_000 && e.is_recoverable(), "send: {e}");
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let mut got = 0u64;
+    while got < n {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Some(TransportEvent::Message(m))) if m.message.is_response() => {
+                got += 1;
+                credits.add_permits(1);
+            }
+            Ok(Some(_)) => {}
+            other => panic!("{label}: stalled after {got} responses: {other:?}"),
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    sender.await.expect("sender");
+    println!(
+        "{label}: {n} OPTIONS/200 transactions over one connection, window {window}: {:.0} tx/s, {:.2} s, CPU {:.1} µs/tx (client+server)",
+        n as f64 / secs,
+        secs,
+        cpu * 1e6 / n as f64
+    );
+    client.close().await;
+    let _ = server;
+}
+
+async fn handshakes(
+    label: &str,
+    client_cfg: WsConfig,
+    addr: std::net::SocketAddr,
+    name: Option<&str>,
+    scheme: WsScheme,
+    n: usize,
+) {
+    let (client, _events) =
+        WsTransport::bind(client_cfg.with_limits(limits())).expect("bind client");
+    let concurrency = Arc::new(Semaphore::new(16));
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = concurrency.clone().acquire_owned().await.expect("open");
+        let client = client.clone();
+        // A distinct resource per dial, so none reuses an open flow.
+        let mut dest = Destination::new(addr).with_resource(format!("/h{i}"));
+        if let Some(name) = name {
+            dest = dest.with_server_name(name);
+        }
+        tasks.push(tokio::spawn(async move {
+            let r = client.connect(&dest, scheme).await;
+            drop(permit);
+            r.expect("handshake");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    println!(
+        "{label}: {n} handshakes, 16 at once: {:.0} handshakes/s, CPU {:.0} µs/handshake (client+server)",
+        n as f64 / secs,
+        cpu * 1e6 / n as f64
+    );
+    client.close().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<u64>().expect("a number"));
+    let n = args.next().unwrap_or(200_000);
+    let window = args.next().unwrap_or(256) as usize;
+    let hs = args.next().unwrap_or(2_000) as usize;
+
+    let pki = TestPki::generate();
+    let ws = serve(WsConfig::default());
+    let wss = serve(WsConfig::default().with_server_tls(server_config(&pki)));
+    let ca = || {
+        WsConfig::default().with_client_tls(ClientTls::CaPem(pki.ca_cert_pem.clone().into_bytes()))
+    };
+
+    let ws_dest = Destination::new(ws.local_addr());
+    let wss_dest = Destination::new(wss.local_addr()).with_server_name("localhost");
+    throughput(
+        "ws ",
+        &ws,
+        WsConfig::default(),
+        ws_dest,
+        WsScheme::Ws,
+        n,
+        window,
+    )
+    .await;
+    throughput("wss", &wss, ca(), wss_dest, WsScheme::Wss, n, window).await;
+    handshakes(
+        "ws ",
+        WsConfig::default(),
+        ws.local_addr(),
+        None,
+        WsScheme::Ws,
+        hs,
+    )
+    .await;
+    handshakes(
+        "wss",
+        ca(),
+        wss.local_addr(),
+        Some("localhost"),
+        WsScheme::Wss,
+        hs,
+    )
+    .await;
+    ws.close().await;
+    wss.close().await;
+}
