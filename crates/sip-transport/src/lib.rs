@@ -22,8 +22,6 @@ pub use sip_transport_tls as tls;
 #[cfg(feature = "ws")]
 pub use sip_transport_ws as ws;
 
-/// RFC 3263 server location: SIP URI → ordered (transport, address, TLS name) targets
-/// (feature `dns`).
 #[cfg(feature = "dns")]
 pub mod dns;
 

@@ -215,7 +215,8 @@ impl Answer {
     }
 }
 
-/// The answers known so far for one resolution: what [`super::select`] reads.
+/// The answers known so far for one resolution: what [`locate_server`](super::locate_server)
+/// and [`locate_response`](super::locate_response) read.
 ///
 /// A query that is absent has not been asked yet; a negative answer is stored as
 /// [`Answer::NoData`] or [`Answer::NxDomain`], so the selection can tell the two apart.
