@@ -104,13 +104,15 @@ fn weighted_order<'a>(
     let mut left: Vec<&SrvRecord> = group.to_vec();
     left.sort_by(|a, b| (a.weight, &a.target, a.port).cmp(&(b.weight, &b.target, b.port)));
     while !left.is_empty() {
-        let total: u32 = left.iter().map(|r| u32::from(r.weight)).sum();
+        let total = left
+            .iter()
+            .fold(0u32, |sum, r| sum.saturating_add(u32::from(r.weight)));
         let pick = rng.uniform_inclusive(total);
         let mut running = 0u32;
         let i = left
             .iter()
             .position(|r| {
-                running += u32::from(r.weight);
+                running = running.saturating_add(u32::from(r.weight));
                 running >= pick
             })
             .unwrap_or(left.len() - 1);
