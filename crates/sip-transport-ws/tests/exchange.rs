@@ -254,3 +254,108 @@ async fn close_sends_close_frames_after_queued_writes() {
         Err(Error::TransportClosed)
     ));
 }
+
+#[tokio::test]
+async fn ws_over_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("\n*** SKIPPED: no IPv6 loopback on this machine ***\n");
+        return;
+    }
+    let v6 = || WsConfig::default().with_bind("[::1]:0".parse().expect("addr"));
+    both_ways(v6(), v6(), None).await;
+}
+
+#[tokio::test]
+async fn text_frames_for_utf8_binary_for_other_bodies() {
+    let (server, mut events) = bind(WsConfig::default());
+    let mut ws = raw_client(server.local_addr(), Some("sip")).await;
+    let flow = loop {
+        match tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("event")
+        {
+            Some(TransportEvent::ConnectionOpened { flow, .. }) => break flow,
+            Some(_) => continue,
+            None => panic!("closed"),
+        }
+    };
+    let with_body = |body: &[u8]| {
+        let mut m = format!(
+            "MESSAGE sip:ua@x.invalid SIP/2.0\r\nVia: SIP/2.0/WS h.invalid;branch=z9hG4bK-b\r\n\
+             Call-ID: b@x\r\nCSeq: 1 MESSAGE\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        m.extend_from_slice(body);
+        sip_transport_api::Message::parse(bytes::Bytes::from(m)).expect("message")
+    };
+    server
+        .send_on_flow(flow, &with_body("héllo".as_bytes()))
+        .await
+        .expect("text");
+    server
+        .send_on_flow(flow, &with_body(&[0xff, 0x00, 0xfe]))
+        .await
+        .expect("binary");
+    let first = tokio::time::timeout(WAIT, ws.next()).await.expect("first");
+    assert!(
+        matches!(first, Some(Ok(WsMessage::Text(ref t))) if t.ends_with("héllo")),
+        "{first:?}"
+    );
+    let second = tokio::time::timeout(WAIT, ws.next()).await.expect("second");
+    match second {
+        Some(Ok(WsMessage::Binary(b))) => assert!(b.ends_with(&[0xff, 0x00, 0xfe])),
+        other => panic!("expected a binary frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn peer_that_stops_reading_fills_the_queue_then_times_out() {
+    let limits = sip_transport_api::Limits::default()
+        .with_write_queue_depth(4)
+        .with_write_timeout(Duration::from_millis(500));
+    let (server, mut events) = bind(WsConfig::default().with_limits(limits));
+    // Upgraded, then never read from again.
+    let _stuck = raw_client(server.local_addr(), Some("sip")).await;
+    let flow = loop {
+        match tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("event")
+        {
+            Some(TransportEvent::ConnectionOpened { flow, .. }) => break flow,
+            Some(_) => continue,
+            None => panic!("closed"),
+        }
+    };
+    let big = sip_transport_testkit::request_with_body("MESSAGE", "WS", "h.invalid", 1, 60_000);
+    let mut full = None;
+    for _ in 0..5_000 {
+        match server.send_on_flow(flow, &big).await {
+            Ok(()) => tokio::task::yield_now().await,
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let err = full.expect("the queue filled up");
+    assert!(
+        matches!(err, Error::WriteQueueFull { depth: 4, .. }),
+        "{err}"
+    );
+    assert!(err.is_recoverable());
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(TransportEvent::ConnectionClosed { reason, .. }) = events.recv().await {
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, CloseReason::WriteTimeout);
+    assert!(matches!(
+        server.send_on_flow(flow, &big).await,
+        Err(Error::FlowClosed { .. })
+    ));
+}
