@@ -3,9 +3,9 @@
 //! RFC 3261 §18.3: with Content-Length, bytes past the body are dropped and fewer bytes is an
 //! error; without it (allowed on UDP), the rest of the datagram is the body.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
-use crate::message::{find_head_end, parse_head};
+use crate::message::parse_head_prefix;
 use crate::{Error, Limits, Message, Result};
 
 /// What one datagram held.
@@ -33,8 +33,10 @@ pub fn decode_datagram(bytes: Bytes, limits: &Limits) -> Result<Datagram> {
             limit: limits.max_message_size,
         });
     }
-    let bytes = bytes.slice(lead..);
-    let Some(end) = find_head_end(&bytes) else {
+    // Moving the start (not slicing) keeps the reference count untouched.
+    let mut bytes = bytes;
+    bytes.advance(lead);
+    let Some(head) = parse_head_prefix(&bytes, limits)? else {
         if bytes.len() > limits.max_header_size {
             return Err(Error::HeadersTooLarge {
                 limit: limits.max_header_size,
@@ -44,7 +46,7 @@ pub fn decode_datagram(bytes: Bytes, limits: &Limits) -> Result<Datagram> {
             reason: "no empty line after the header block",
         });
     };
-    let head = parse_head(&bytes[..end], limits)?;
+    let end = head.body_start;
     let available = bytes.len() - end;
     let body_len = match head.content_length {
         Some(cl) if cl > limits.max_body_size as u64 => {
@@ -71,11 +73,7 @@ pub fn decode_datagram(bytes: Bytes, limits: &Limits) -> Result<Datagram> {
         None => available,
     };
     let total = end + body_len;
-    let bytes = if total < bytes.len() {
-        bytes.slice(..total)
-    } else {
-        bytes
-    };
+    bytes.truncate(total); // RFC 3261 §18.3: octets past the body are dropped
     Ok(Datagram::Message(Message::from_head(bytes, head, total)))
 }
 

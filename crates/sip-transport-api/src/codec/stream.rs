@@ -7,7 +7,7 @@
 
 use bytes::BytesMut;
 
-use crate::message::{Head, find_head_end, parse_head};
+use crate::message::{Head, find_head_end, parse_head_prefix};
 use crate::{Error, Limits, Message, Result};
 
 /// One unit decoded from a stream.
@@ -136,7 +136,17 @@ impl StreamDecoder {
             }
             let limit = self.limits.max_header_size;
             let from = self.scan_from.min(self.buf.len());
-            let Some(end) = find_head_end(&self.buf[from..]).map(|e| e + from) else {
+            let head = if from == 0 {
+                // Usually the whole header block is here: find its end while parsing it.
+                parse_head_prefix(&self.buf, &self.limits)?
+            } else {
+                // Part of it came earlier: look for the end in the new bytes only.
+                match find_head_end(&self.buf[from..]) {
+                    Some(e) => parse_head_prefix(&self.buf[..from + e], &self.limits)?,
+                    None => None,
+                }
+            };
+            let Some(head) = head else {
                 if self.buf.len() > limit {
                     return Err(Error::HeadersTooLarge { limit });
                 }
@@ -162,10 +172,7 @@ impl StreamDecoder {
                 self.scan_from = self.buf.len().saturating_sub(3);
                 return Ok(None);
             };
-            if end > limit {
-                return Err(Error::HeadersTooLarge { limit });
-            }
-            let head = parse_head(&self.buf[..end], &self.limits)?;
+            let end = head.body_start;
             let cl = head.content_length.ok_or(Error::MissingContentLength)?;
             if cl > self.limits.max_body_size as u64 {
                 return Err(Error::BodyTooLarge {

@@ -69,7 +69,19 @@ pub(crate) enum HeaderId {
 }
 
 /// Classifies a header name without allocating.
+#[inline]
 pub(crate) fn classify(name: &[u8]) -> HeaderId {
+    // Most names are written in their usual case: compare exactly first (a few word
+    // compares), then case-insensitively.
+    match name {
+        b"Via" => return HeaderId::Via,
+        b"To" => return HeaderId::To,
+        b"From" => return HeaderId::From,
+        b"CSeq" => return HeaderId::CSeq,
+        b"Call-ID" => return HeaderId::CallId,
+        b"Content-Length" => return HeaderId::ContentLength,
+        _ => {}
+    }
     match name.len() {
         1 => match name[0].to_ascii_lowercase() {
             b'v' => HeaderId::Via,

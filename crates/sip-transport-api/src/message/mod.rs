@@ -6,13 +6,14 @@
 //! framed or routed. Parsing allocates one index vector; header values are never copied.
 
 mod header;
+mod parse;
 mod via;
 
 use bytes::Bytes;
-use memchr::memmem;
 
 pub use header::{Header, compact_of, expand_compact, names_match};
 use header::{HeaderId, classify};
+pub(crate) use parse::{find_head_end, parse_head_prefix};
 pub use via::{Via, parse_ip_host};
 
 use crate::{Error, Limits, Result};
@@ -118,10 +119,9 @@ impl Message {
                 limit: limits.max_message_size,
             });
         }
-        let head_end = find_head_end(&buf).ok_or(Error::Malformed {
+        let head = parse_head_prefix(&buf, limits)?.ok_or(Error::Malformed {
             reason: "no empty line after the header block",
         })?;
-        let head = parse_head(&buf[..head_end], limits)?;
         let body_len = buf.len() - head.body_start;
         if let Some(cl) = head.content_length {
             if cl > limits.max_body_size as u64 {
@@ -449,225 +449,6 @@ fn comma_spans(
         }
         done = true;
         Some((start, end.min(buf.len())))
-    })
-}
-
-/// Offset just past the `\r\n\r\n` that ends the header block, if present.
-pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
-    memmem::find(buf, b"\r\n\r\n").map(|p| p + 4)
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
-}
-
-/// Parses a header block: `buf` runs from the start line through the empty line (`\r\n\r\n`).
-pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<Head> {
-    let body_start = buf.len();
-    if body_start < 4 || &buf[body_start - 4..] != b"\r\n\r\n" {
-        return Err(Error::Malformed {
-            reason: "header block does not end with an empty line",
-        });
-    }
-    if body_start > limits.max_header_size {
-        return Err(Error::HeadersTooLarge {
-            limit: limits.max_header_size,
-        });
-    }
-    let block = &buf[..body_start - 2]; // every line, each ending in CRLF
-    let finder = memmem::Finder::new(b"\r\n");
-    let mut lines = finder.find_iter(block);
-    let first_end = lines.next().ok_or(Error::Malformed {
-        reason: "empty message",
-    })?;
-    if first_end > limits.max_line_length {
-        return Err(Error::LineTooLong {
-            limit: limits.max_line_length,
-        });
-    }
-    let start = parse_start_line(&buf[..first_end])?;
-
-    // Rough header count for one allocation: CRLFs are about one per header.
-    let mut headers: Vec<HeaderEntry> = Vec::with_capacity(16);
-    let mut line_start = first_end + 2;
-    let mut content_length: Option<u64> = None;
-    let mut top_via = None;
-    for line_end in lines {
-        if line_end - line_start > limits.max_line_length {
-            return Err(Error::LineTooLong {
-                limit: limits.max_line_length,
-            });
-        }
-        let line = &buf[line_start..line_end];
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            // RFC 3261 §7.3.1: a continuation line extends the previous value.
-            let last = headers.last_mut().ok_or(Error::Malformed {
-                reason: "continuation line before the first header",
-            })?;
-            if line.iter().any(|b| !matches!(b, b' ' | b'\t')) {
-                let trimmed = trim_end(buf, line_start, line_end);
-                if last.value.start == last.value.end {
-                    let lead = line
-                        .iter()
-                        .take_while(|b| matches!(b, b' ' | b'\t'))
-                        .count();
-                    last.value.start = (line_start + lead) as u32;
-                }
-                last.value.end = trimmed as u32;
-            }
-        } else {
-            let colon = memchr::memchr(b':', line).ok_or(Error::Malformed {
-                reason: "header line without a colon",
-            })?;
-            let name_end = line_start + trim_end_ws(&line[..colon]);
-            let name = &buf[line_start..name_end];
-            if name.is_empty() || !name.iter().all(|b| is_token_byte(*b)) {
-                return Err(Error::Malformed {
-                    reason: "invalid header name",
-                });
-            }
-            let mut vs = line_start + colon + 1;
-            while vs < line_end && matches!(buf[vs], b' ' | b'\t') {
-                vs += 1;
-            }
-            let ve = trim_end(buf, vs, line_end);
-            let id = classify(name);
-            if id == HeaderId::Via && top_via.is_none() {
-                top_via = Some(u16::try_from(headers.len()).map_err(|_| Error::Malformed {
-                    reason: "too many headers",
-                })?);
-            }
-            headers.push(HeaderEntry {
-                name: Span::new(line_start, name_end),
-                value: Span::new(vs, ve),
-                id,
-            });
-        }
-        line_start = line_end + 2;
-    }
-    if headers.len() > usize::from(u16::MAX) {
-        return Err(Error::Malformed {
-            reason: "too many headers",
-        });
-    }
-    for h in headers.iter().filter(|h| h.id == HeaderId::ContentLength) {
-        let v = parse_content_length(&buf[h.value.range()])?;
-        if let Some(first) = content_length {
-            return Err(Error::DuplicateContentLength { first, second: v });
-        }
-        content_length = Some(v);
-    }
-    Ok(Head {
-        start,
-        headers,
-        body_start,
-        content_length,
-        top_via,
-    })
-}
-
-fn trim_end_ws(s: &[u8]) -> usize {
-    let mut e = s.len();
-    while e > 0 && matches!(s[e - 1], b' ' | b'\t') {
-        e -= 1;
-    }
-    e
-}
-
-fn trim_end(buf: &[u8], start: usize, end: usize) -> usize {
-    start + trim_end_ws(&buf[start..end])
-}
-
-fn parse_content_length(v: &[u8]) -> Result<u64> {
-    let invalid = || Error::InvalidContentLength {
-        value: String::from_utf8_lossy(&v[..v.len().min(64)]).into_owned(),
-    };
-    // Folded whitespace may surround the number.
-    let t: &[u8] = {
-        let s = v
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .unwrap_or(v.len());
-        let e = v
-            .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
-            .map_or(s, |p| p + 1);
-        &v[s..e]
-    };
-    if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
-        return Err(invalid());
-    }
-    // RFC 4475 §3.1.2.3: never let a hostile value wrap. An overlarge number saturates, so
-    // the body limit (not a wrapped small value) decides.
-    Ok(t.iter().fold(0u64, |a, d| {
-        a.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
-}
-
-fn parse_start_line(line: &[u8]) -> Result<StartLine> {
-    const BAD: Error = Error::Malformed {
-        reason: "invalid start line",
-    };
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
-        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 §7.2)
-        let sp = memchr::memchr(b' ', line).ok_or(BAD)?;
-        let rest = &line[sp + 1..];
-        let code_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if code_len != 3 || (rest.len() > 3 && rest[3] != b' ') {
-            return Err(Error::Malformed {
-                reason: "status code is not three digits",
-            });
-        }
-        let code = rest[..3]
-            .iter()
-            .fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
-        if !(100..=699).contains(&code) {
-            return Err(Error::Malformed {
-                reason: "status code out of range",
-            });
-        }
-        let reason_start = (sp + 1 + 4).min(line.len());
-        return Ok(StartLine::Response {
-            version: Span::new(0, sp),
-            code,
-            reason: Span::new(reason_start, line.len()),
-        });
-    }
-    // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1). Extra spaces are
-    // tolerated (RFC 4475 §3.1.2.9/10); whether the URI is acceptable is for the application.
-    let m_end = memchr::memchr(b' ', line).ok_or(BAD)?;
-    if m_end == 0 || !line[..m_end].iter().all(|b| is_token_byte(*b)) {
-        return Err(Error::Malformed {
-            reason: "invalid request method",
-        });
-    }
-    let end = trim_end_ws(line);
-    let v_start = memchr::memrchr(b' ', &line[..end]).ok_or(BAD)? + 1;
-    if v_start <= m_end + 1 {
-        return Err(Error::Malformed {
-            reason: "request line has no SIP version",
-        });
-    }
-    let version = &line[v_start..end];
-    if version.len() < 5 || !version[..4].eq_ignore_ascii_case(b"SIP/") {
-        return Err(Error::Malformed {
-            reason: "request line has no SIP version",
-        });
-    }
-    let mut us = m_end + 1;
-    while line[us] == b' ' {
-        us += 1;
-    }
-    let ue = us + trim_end_ws(&line[us..v_start]);
-    if ue <= us || std::str::from_utf8(&line[us..ue]).is_err() {
-        return Err(Error::Malformed {
-            reason: "invalid Request-URI",
-        });
-    }
-    Ok(StartLine::Request {
-        method: Span::new(0, m_end),
-        uri: Span::new(us, ue),
-        version: Span::new(v_start, end),
     })
 }
 

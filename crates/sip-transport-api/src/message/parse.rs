@@ -1,0 +1,366 @@
+//! The header-block parser behind every framing path: finds the end of the header block and
+//! builds the `Head` index (start line, header spans, Content-Length, top Via) in one pass.
+//!
+//! Hot code: every received message goes through it once. It walks each line once, allocates
+//! one vector, and leaves UTF-8 checks and value parsing to the accessors. Not a SIP grammar:
+//! it rejects only what cannot be framed or indexed.
+
+use memchr::memmem;
+
+use super::header::{HeaderId, classify};
+use super::{Head, HeaderEntry, Span, StartLine};
+use crate::{Error, Limits, Result};
+
+/// Offset just past the `\r\n\r\n` that ends the header block, if present.
+pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
+    // Built once: constructing a searcher costs about as much as searching a whole head.
+    static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(b"\r\n\r\n"));
+    FINDER.find(buf).map(|p| p + 4)
+}
+
+/// RFC 3261 §25.1 `token` characters.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
+fn is_token_byte(b: u8) -> bool {
+    TOKEN[usize::from(b)]
+}
+
+/// Length of the run of token bytes at the start of `s`, `None` if all of `s` is token.
+#[inline]
+fn token_len(s: &[u8]) -> Option<usize> {
+    // Four table lookups per step: header names are short, but this runs for every line.
+    let mut i = 0;
+    while let Some(q) = s.get(i..i + 4) {
+        let t = |k: usize| TOKEN[usize::from(q[k])];
+        if !(t(0) & t(1) & t(2) & t(3)) {
+            break;
+        }
+        i += 4;
+    }
+    s[i..]
+        .iter()
+        .position(|b| !is_token_byte(*b))
+        .map(|p| i + p)
+}
+
+/// Position of the CRLF that ends the line starting at `start`, if `buf` holds one. Lines end
+/// in CRLF only (RFC 3261 §7); a bare LF is part of the line.
+#[inline]
+fn line_end(buf: &[u8], start: usize) -> Option<usize> {
+    let mut from = start;
+    loop {
+        let lf = from + memchr::memchr(b'\n', buf.get(from..)?)?;
+        if lf > start && buf[lf - 1] == b'\r' {
+            return Some(lf - 1);
+        }
+        from = lf + 1;
+    }
+}
+
+/// Finds and parses the header block at the start of `buf` in one pass: the start line, then
+/// header lines up to the first empty one. `Ok(None)` when `buf` holds no complete header
+/// block (no `\r\n\r\n`); what that means (wait, or malformed) is the caller's call. Errors
+/// are only reported for a complete block, the one of the earliest line first, except that a
+/// block over `max_header_size` is always `HeadersTooLarge`.
+pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Head>> {
+    let Some(first_end) = line_end(buf, 0) else {
+        return Ok(None);
+    };
+    if first_end > limits.max_line_length {
+        return incomplete_or(buf, limits, line_too_long(limits));
+    }
+    let start = match parse_start_line(&buf[..first_end]) {
+        Ok(s) => s,
+        Err(e) => return incomplete_or(buf, limits, e),
+    };
+    // One allocation for typical messages: a header line is rarely shorter than ~30 bytes.
+    let mut headers: Vec<HeaderEntry> = Vec::with_capacity(buf.len().min(8192) / 32 + 8);
+    let mut top_via = None;
+    let mut line_start = first_end + 2;
+    loop {
+        if line_start > limits.max_header_size {
+            return incomplete_or(buf, limits, headers_too_large(limits));
+        }
+        let Some(end) = line_end(buf, line_start) else {
+            return Ok(None);
+        };
+        if end == line_start {
+            break; // the empty line
+        }
+        if let Err(e) = header_line(buf, line_start, end, limits, &mut headers, &mut top_via) {
+            return incomplete_or(buf, limits, e);
+        }
+        line_start = end + 2;
+    }
+    let body_start = line_start + 2;
+    if body_start > limits.max_header_size {
+        return Err(headers_too_large(limits));
+    }
+    if headers.len() > usize::from(u16::MAX) {
+        return Err(too_many_headers());
+    }
+    let mut content_length: Option<u64> = None;
+    for h in headers.iter().filter(|h| h.id == HeaderId::ContentLength) {
+        let v = parse_content_length(&buf[h.value.range()])?;
+        if let Some(first) = content_length {
+            return Err(Error::DuplicateContentLength { first, second: v });
+        }
+        content_length = Some(v);
+    }
+    Ok(Some(Head {
+        start,
+        headers,
+        body_start,
+        content_length,
+        top_via,
+    }))
+}
+
+/// An error found in a header block counts only once the block is complete; a block over the
+/// header limit is that, whatever else is wrong with it.
+#[cold]
+fn incomplete_or(buf: &[u8], limits: &Limits, e: Error) -> Result<Option<Head>> {
+    match find_head_end(buf) {
+        None => Ok(None),
+        Some(end) if end > limits.max_header_size => Err(headers_too_large(limits)),
+        Some(_) => Err(e),
+    }
+}
+
+#[cold]
+fn headers_too_large(limits: &Limits) -> Error {
+    Error::HeadersTooLarge {
+        limit: limits.max_header_size,
+    }
+}
+
+#[cold]
+fn line_too_long(limits: &Limits) -> Error {
+    Error::LineTooLong {
+        limit: limits.max_line_length,
+    }
+}
+
+/// Indexes the header line `buf[line_start..line_end]` (without its CRLF, not empty).
+#[inline]
+fn header_line(
+    buf: &[u8],
+    line_start: usize,
+    line_end: usize,
+    limits: &Limits,
+    headers: &mut Vec<HeaderEntry>,
+    top_via: &mut Option<u16>,
+) -> Result<()> {
+    if line_end - line_start > limits.max_line_length {
+        return Err(line_too_long(limits));
+    }
+    let line = &buf[line_start..line_end];
+    let Some(name_len) = token_len(line) else {
+        return Err(no_colon());
+    };
+    if name_len == 0 {
+        return match line[0] {
+            // RFC 3261 §7.3.1: a continuation line extends the previous value.
+            b' ' | b'\t' => continuation(buf, line_start, line_end, headers),
+            _ => Err(bad_name(line)),
+        };
+    }
+    // header-name *(SP / HTAB) ":" (RFC 3261 §7.3.1)
+    let mut colon = name_len;
+    while matches!(line.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    if line.get(colon) != Some(&b':') {
+        return Err(bad_name(line));
+    }
+    let value = &line[colon + 1..];
+    let lead = value
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(value.len());
+    let trail = value[lead..]
+        .iter()
+        .rev()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(0);
+    let name_end = line_start + name_len;
+    let id = classify(&line[..name_len]);
+    if id == HeaderId::Via && top_via.is_none() {
+        *top_via = Some(u16::try_from(headers.len()).map_err(|_| too_many_headers())?);
+    }
+    let vs = line_start + colon + 1 + lead;
+    headers.push(HeaderEntry {
+        name: Span::new(line_start, name_end),
+        value: Span::new(vs, line_end - trail),
+        id,
+    });
+    Ok(())
+}
+
+fn continuation(
+    buf: &[u8],
+    line_start: usize,
+    line_end: usize,
+    headers: &mut [HeaderEntry],
+) -> Result<()> {
+    let Some(last) = headers.last_mut() else {
+        return Err(Error::Malformed {
+            reason: "continuation line before the first header",
+        });
+    };
+    let line = &buf[line_start..line_end];
+    if let Some(lead) = line.iter().position(|b| !matches!(b, b' ' | b'\t')) {
+        if last.value.start == last.value.end {
+            last.value.start = (line_start + lead) as u32;
+        }
+        last.value.end = (line_start + trim_end_ws(line)) as u32;
+    }
+    Ok(())
+}
+
+#[cold]
+fn bad_name(line: &[u8]) -> Error {
+    if memchr::memchr(b':', line).is_some() {
+        Error::Malformed {
+            reason: "invalid header name",
+        }
+    } else {
+        no_colon()
+    }
+}
+
+#[cold]
+fn no_colon() -> Error {
+    Error::Malformed {
+        reason: "header line without a colon",
+    }
+}
+
+#[cold]
+fn too_many_headers() -> Error {
+    Error::Malformed {
+        reason: "too many headers",
+    }
+}
+
+fn trim_end_ws(s: &[u8]) -> usize {
+    let mut e = s.len();
+    while e > 0 && matches!(s[e - 1], b' ' | b'\t') {
+        e -= 1;
+    }
+    e
+}
+
+fn parse_content_length(v: &[u8]) -> Result<u64> {
+    let invalid = || Error::InvalidContentLength {
+        value: String::from_utf8_lossy(&v[..v.len().min(64)]).into_owned(),
+    };
+    // Folded whitespace may surround the number.
+    let t: &[u8] = {
+        let s = v
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(v.len());
+        let e = v
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(s, |p| p + 1);
+        &v[s..e]
+    };
+    if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    // RFC 4475 §3.1.2.3: never let a hostile value wrap. An overlarge number saturates, so
+    // the body limit (not a wrapped small value) decides.
+    Ok(t.iter().fold(0u64, |a, d| {
+        a.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
+fn parse_start_line(line: &[u8]) -> Result<StartLine> {
+    const BAD: Error = Error::Malformed {
+        reason: "invalid start line",
+    };
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 §7.2)
+        let Some(sp) = memchr::memchr(b' ', line) else {
+            return Err(BAD);
+        };
+        let rest = &line[sp + 1..];
+        let code_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if code_len != 3 || (rest.len() > 3 && rest[3] != b' ') {
+            return Err(Error::Malformed {
+                reason: "status code is not three digits",
+            });
+        }
+        let code = rest[..3]
+            .iter()
+            .fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
+        if !(100..=699).contains(&code) {
+            return Err(Error::Malformed {
+                reason: "status code out of range",
+            });
+        }
+        let reason_start = (sp + 1 + 4).min(line.len());
+        return Ok(StartLine::Response {
+            version: Span::new(0, sp),
+            code,
+            reason: Span::new(reason_start, line.len()),
+        });
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1). Extra spaces are
+    // tolerated (RFC 4475 §3.1.2.9/10); whether the URI is acceptable is for the application.
+    let Some(m_end) = memchr::memchr(b' ', line) else {
+        return Err(BAD);
+    };
+    if m_end == 0 || !line[..m_end].iter().all(|b| is_token_byte(*b)) {
+        return Err(Error::Malformed {
+            reason: "invalid request method",
+        });
+    }
+    let end = trim_end_ws(line);
+    let Some(v_start) = memchr::memrchr(b' ', &line[..end]).map(|p| p + 1) else {
+        return Err(BAD);
+    };
+    if v_start <= m_end + 1 {
+        return Err(Error::Malformed {
+            reason: "request line has no SIP version",
+        });
+    }
+    let version = &line[v_start..end];
+    if version.len() < 5 || !version[..4].eq_ignore_ascii_case(b"SIP/") {
+        return Err(Error::Malformed {
+            reason: "request line has no SIP version",
+        });
+    }
+    let mut us = m_end + 1;
+    while line[us] == b' ' {
+        us += 1;
+    }
+    let ue = us + trim_end_ws(&line[us..v_start]);
+    let uri = &line[us..ue];
+    if ue <= us || !(uri.is_ascii() || std::str::from_utf8(uri).is_ok()) {
+        return Err(Error::Malformed {
+            reason: "invalid Request-URI",
+        });
+    }
+    Ok(StartLine::Request {
+        method: Span::new(0, m_end),
+        uri: Span::new(us, ue),
+        version: Span::new(v_start, end),
+    })
+}
