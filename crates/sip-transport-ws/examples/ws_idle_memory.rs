@@ -3,8 +3,11 @@
 //! upgraded with `sip`), and the server's VmRSS growth divided by N.
 //!
 //! ```sh
-//! cargo run --release -p sip-transport-ws --example ws_idle_memory -- [N] [ws|wss]
+//! cargo run --release -p sip-transport-ws --example ws_idle_memory -- [N] [ws|wss] [exchange]
 //! ```
+//!
+//! With `exchange`, each client first sends one OPTIONS and reads its 200 (so every
+//! connection has read and written once) before idling.
 //!
 //! N defaults to 10,000 (needs `ulimit -n` above N in both processes). The budget the project
 //! set is about 25 kB per idle `ws` connection.
@@ -46,8 +49,20 @@ fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
     )
 }
 
+fn options(n: usize) -> tokio_tungstenite::tungstenite::Message {
+    let m = sip_transport_testkit::options_request(
+        "sip:idle@127.0.0.1;transport=ws",
+        "WS",
+        "idle.invalid",
+        n as u64,
+    );
+    let text = String::from_utf8(m.as_bytes().to_vec()).expect("utf-8");
+    tokio_tungstenite::tungstenite::Message::text(text)
+}
+
 /// Child: opens `n` idle connections to `port`, says "ready", holds them until stdin closes.
-async fn client(port: u16, n: usize, secure: bool, ca_pem: Option<String>) {
+async fn client(port: u16, n: usize, secure: bool, ca_pem: Option<String>, exchange: bool) {
+    use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let tls = ca_pem.map(|pem| {
         use rustls::pki_types::CertificateDer;
@@ -83,14 +98,22 @@ async fn client(port: u16, n: usize, secure: bool, ca_pem: Option<String>) {
                 .connect(name, tcp)
                 .await
                 .expect("tls");
-            let (ws, _) = tokio_tungstenite::client_async(req, s)
+            let (mut ws, _) = tokio_tungstenite::client_async(req, s)
                 .await
                 .expect("upgrade");
+            if exchange {
+                ws.send(options(held_tls.len())).await.expect("send");
+                ws.next().await.expect("answer").expect("ok");
+            }
             held_tls.push(ws);
         } else {
-            let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+            let (mut ws, _) = tokio_tungstenite::client_async(req, tcp)
                 .await
                 .expect("upgrade");
+            if exchange {
+                ws.send(options(held.len())).await.expect("send");
+                ws.next().await.expect("answer").expect("ok");
+            }
             held.push(ws);
         }
     }
@@ -110,7 +133,8 @@ async fn main() {
         let n = args[2].parse().expect("n");
         let secure = args[3] == "wss";
         let ca = secure.then(|| std::fs::read_to_string(&args[4]).expect("CA file"));
-        client(port, n, secure, ca).await;
+        let exchange = args.get(5).map(String::as_str) == Some("exchange");
+        client(port, n, secure, ca, exchange).await;
         return;
     }
     let n: usize = args
@@ -118,6 +142,7 @@ async fn main() {
         .map(|a| a.parse().expect("N"))
         .unwrap_or(10_000);
     let secure = args.get(1).map(String::as_str) == Some("wss");
+    let exchange = args.get(2).map(String::as_str) == Some("exchange");
     let pki = TestPki::generate();
     let limits = Limits::default()
         .with_max_connections(n + 100)
@@ -127,10 +152,16 @@ async fn main() {
         config = config.with_server_tls(server_config(&pki));
     }
     let (t, mut events) = WsTransport::bind(config).expect("bind");
+    let server = t.clone();
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
-            if matches!(ev, TransportEvent::Closed) {
-                break;
+            match ev {
+                TransportEvent::Message(m) if m.message.is_request() => {
+                    let ok = sip_transport_testkit::ok_response(&m.message);
+                    let _ = server.send_response(&ok, m.flow).await;
+                }
+                TransportEvent::Closed => break,
+                _ => {}
             }
         }
     });
@@ -141,6 +172,7 @@ async fn main() {
         .args(["client", &t.local_addr().port().to_string(), &n.to_string()])
         .arg(if secure { "wss" } else { "ws" })
         .arg(&pki.ca_cert_path)
+        .arg(if exchange { "exchange" } else { "idle" })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -159,9 +191,14 @@ async fn main() {
     let after = rss_kb();
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
     println!(
-        "{} idle {} connections: server VmRSS {} kB -> {} kB, {:.1} kB per connection ({} flows open)",
+        "{} idle {} connections{}: server VmRSS {} kB -> {} kB, {:.1} kB per connection ({} flows open)",
         n,
         if secure { "wss" } else { "ws" },
+        if exchange {
+            " (after one OPTIONS/200 each)"
+        } else {
+            ""
+        },
         before,
         after,
         per / 1000.0,
