@@ -56,10 +56,12 @@ struct Shared {
     sent: AtomicU64,
     ok: AtomicU64,
     failed: AtomicU64,
+    send_errors: AtomicU64,
     timeouts: AtomicU64,
     retransmits: AtomicU64,
     budget: AtomicU64,
     stop: AtomicBool,
+    fatal: std::sync::Mutex<Option<String>>,
 }
 
 struct Worker {
@@ -170,7 +172,7 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         })
     });
     let mut latencies: Vec<u32> = Vec::new();
-    let mut last_answer = start;
+    let mut last_answer: Option<Instant> = None;
     for h in handles {
         if let Ok((lat, last)) = h.await {
             latencies.extend(lat);
@@ -181,9 +183,12 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         p.abort();
         eprintln!();
     }
-    let elapsed = last_answer
-        .duration_since(start)
-        .max(Duration::from_millis(1));
+    if let Some(e) = shared.fatal.lock().ok().and_then(|f| f.clone()) {
+        return usage(e);
+    }
+    // Throughput over the time answers kept coming (the tail of timeouts excluded).
+    let end = last_answer.unwrap_or_else(Instant::now);
+    let elapsed = end.duration_since(start).max(Duration::from_millis(1));
     latencies.sort_unstable();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -194,12 +199,14 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     };
     let sent = shared.sent.load(Relaxed);
     let ok = shared.ok.load(Relaxed);
-    let failed = shared.failed.load(Relaxed);
+    let rejected = shared.failed.load(Relaxed);
+    let send_errors = shared.send_errors.load(Relaxed);
+    let failed = rejected + send_errors;
     let timeouts = shared.timeouts.load(Relaxed);
-    let tps = (ok + failed) as f64 / elapsed.as_secs_f64();
+    let tps = (ok + rejected) as f64 / elapsed.as_secs_f64();
     println!(
-        "sent {sent}, answered {} (ok {ok}, failed {failed}), timed out {timeouts}, retransmits {} in {:.2} s",
-        ok + failed,
+        "sent {sent}, answered {} (ok {ok}, non-2xx {rejected}), send errors {send_errors}, timed out {timeouts}, retransmits {} in {:.2} s",
+        ok + rejected,
         shared.retransmits.load(Relaxed),
         elapsed.as_secs_f64()
     );
@@ -213,7 +220,7 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     if args.json {
         let v = serde_json::json!({
             "transport": kind.to_string(), "connections": connections, "concurrency": concurrency,
-            "sent": sent, "ok": ok, "failed": failed, "timeouts": timeouts,
+            "sent": sent, "ok": ok, "failed": failed, "non_2xx": rejected, "send_errors": send_errors, "timeouts": timeouts,
             "retransmits": shared.retransmits.load(Relaxed),
             "duration_s": elapsed.as_secs_f64(), "tps": tps,
             "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
@@ -243,23 +250,26 @@ async fn work(
     rate: Option<f64>,
     send_for: Duration,
     timeout: Duration,
-) -> (Vec<u32>, Instant) {
+) -> (Vec<u32>, Option<Instant>) {
     let start = Instant::now();
     let stop_sending = start + send_for;
     let mut pending: HashMap<u64, Pending> = HashMap::with_capacity(concurrency as usize * 2);
     let mut latencies = Vec::with_capacity(1 << 16);
     let mut seq = 0u64;
-    let mut last_answer = start;
+    let mut last_answer = None;
     let tag = format!("{}w{}", w.tag, w.id);
     let pace = rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let mut next_send = start;
     let mut housekeeping = tokio::time::interval(Duration::from_millis(50));
     let mut last_scan = start;
+    let mut backoff_until = start;
     loop {
         let now = Instant::now();
         let sending = now < stop_sending && !shared.stop.load(Relaxed);
         // Fill the window.
         while sending
+            && Instant::now() < stop_sending
+            && Instant::now() >= backoff_until
             && (pending.len() as u64) < concurrency
             && pace.is_none_or(|_| Instant::now() >= next_send)
         {
@@ -269,7 +279,7 @@ async fn work(
             }
             seq += 1;
             let Ok(msg) = options(&w.target, w.kind, w.local, &tag, seq) else {
-                shared.failed.fetch_add(1, Relaxed);
+                shared.send_errors.fetch_add(1, Relaxed);
                 continue;
             };
             let t = Instant::now();
@@ -288,7 +298,18 @@ async fn work(
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "send failed");
-                    shared.failed.fetch_add(1, Relaxed);
+                    shared.send_errors.fetch_add(1, Relaxed);
+                    if !e.is_recoverable() {
+                        shared
+                            .fatal
+                            .lock()
+                            .map(|mut f| *f = Some(e.to_string()))
+                            .ok();
+                        shared.stop.store(true, Relaxed);
+                    }
+                    // Do not spin on a target that refuses: try again in a little while.
+                    backoff_until = Instant::now() + Duration::from_millis(20);
+                    break;
                 }
             }
             if let Some(p) = pace {
@@ -319,7 +340,7 @@ async fn work(
                     if let Some(p) = pending.remove(&n) {
                         let l = p.sent.elapsed();
                         latencies.push(u32::try_from(l.as_micros()).unwrap_or(u32::MAX));
-                        last_answer = Instant::now();
+                        last_answer = Some(Instant::now());
                         if (200..300).contains(&code) {
                             shared.ok.fetch_add(1, Relaxed);
                         } else {
