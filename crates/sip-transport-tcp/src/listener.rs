@@ -19,10 +19,15 @@ use crate::connection::Connection;
 use crate::dial::canonical;
 use crate::driver::Driver;
 use crate::pool::Slot;
+use crate::tasks::TaskToken;
 use crate::transport::{Phase, Shared, handshake};
 
 /// Accepts until the transport closes.
-pub(crate) async fn run<C: StreamConnector>(shared: Arc<Shared<C>>, listener: TcpListener) {
+pub(crate) async fn run<C: StreamConnector>(
+    shared: Arc<Shared<C>>,
+    listener: TcpListener,
+    _token: TaskToken,
+) {
     tracing::debug!("listening");
     loop {
         let accepted = tokio::select! {
@@ -66,55 +71,70 @@ pub(crate) async fn run<C: StreamConnector>(shared: Arc<Shared<C>>, listener: Tc
         let span = tracing::info_span!(
             "sip_conn", kind = %shared.kind, peer = %peer, dir = "in", flow = %conn.flow,
         );
-        let task = serve(Arc::clone(&shared), tcp, conn, slot).instrument(span);
+        let task = |token| serve(Arc::clone(&shared), tcp, conn, slot, token).instrument(span);
         shared.tasks.spawn(task);
     }
     tracing::debug!("listener stopped");
 }
 
 /// One accepted connection: the connector's server side, then the driver.
-async fn serve<C: StreamConnector>(
+/// (An `async` block rather than an `async fn`: the arguments are then stored once in the
+/// task, not twice.)
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice in the future; connection tasks must stay small"
+)]
+fn serve<C: StreamConnector>(
     shared: Arc<Shared<C>>,
     tcp: TcpStream,
     conn: Arc<Connection>,
     slot: Slot,
-) {
-    let _ = tcp.set_nodelay(shared.config.nodelay);
-    let peer: SocketAddr = conn.peer;
-    let limits = &shared.config.limits;
-    let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
-        inc(&shared.counters.connections_refused);
-        tracing::debug!(
-            limit = limits.max_concurrent_handshakes,
-            "too many handshakes in progress; connection refused"
-        );
-        return;
-    };
-    let accepted = tokio::select! {
-        r = handshake(limits.handshake_timeout, peer, shared.connector.accept(tcp, peer)) => r,
-        _ = shared.reached(Phase::Draining) => Err(Error::TransportClosed),
-    };
-    drop(permit);
-    let stream = match accepted {
-        Ok(s) => s,
-        Err(Error::TransportClosed) => return,
-        Err(e) => {
+    token: TaskToken,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let _token = token;
+        let _ = tcp.set_nodelay(shared.config.nodelay);
+        let peer: SocketAddr = conn.peer;
+        let limits = &shared.config.limits;
+        let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
             inc(&shared.counters.connections_refused);
-            if matches!(e, Error::HandshakeTimeout { .. }) {
-                inc(&shared.counters.timeouts);
-            }
-            tracing::debug!(error = %e, "handshake failed");
-            shared.report(Some(peer), None, e);
+            tracing::debug!(
+                limit = limits.max_concurrent_handshakes,
+                "too many handshakes in progress; connection refused"
+            );
             return;
+        };
+        // Boxed: the handshake's state is freed once it is done, instead of sitting in every
+        // connection task for the connection's whole life.
+        let accepted = Box::pin(async {
+        tokio::select! {
+            r = handshake(limits.handshake_timeout, peer, shared.connector.accept(tcp, peer)) => r,
+            _ = shared.reached(Phase::Draining) => Err(Error::TransportClosed),
         }
-    };
-    if !shared.pool.insert(&conn) {
-        return; // closed meanwhile
+    })
+    .await;
+        drop(permit);
+        let stream = match accepted {
+            Ok(s) => s,
+            Err(Error::TransportClosed) => return,
+            Err(e) => {
+                inc(&shared.counters.connections_refused);
+                if matches!(e, Error::HandshakeTimeout { .. }) {
+                    inc(&shared.counters.timeouts);
+                }
+                tracing::debug!(error = %e, "handshake failed");
+                shared.report(Some(peer), None, e);
+                return;
+            }
+        };
+        if !shared.pool.insert(&conn) {
+            return; // closed meanwhile
+        }
+        inc(&shared.counters.connections_accepted);
+        inc(&shared.counters.connections_open);
+        let info = shared.connector.peer_info(&stream);
+        Driver::new(shared, conn, stream, info, slot).run().await;
     }
-    inc(&shared.counters.connections_accepted);
-    inc(&shared.counters.connections_open);
-    let info = shared.connector.peer_info(&stream);
-    Driver::new(shared, conn, stream, info, slot).run().await;
 }
 
 fn is_resource_error(e: &io::Error) -> bool {

@@ -14,9 +14,10 @@ pub(crate) struct TaskTracker {
     idle: Notify,
 }
 
-/// Held by a tracked task; dropping it (the task ended, or the runtime dropped it) counts the
-/// task out.
-struct TaskToken(Arc<TaskTracker>);
+/// Held by a tracked task's future; dropping it (the task ended, or the runtime dropped it)
+/// counts the task out.
+#[derive(Debug)]
+pub(crate) struct TaskToken(Arc<TaskTracker>);
 
 impl Drop for TaskToken {
     fn drop(&mut self) {
@@ -27,17 +28,15 @@ impl Drop for TaskToken {
 }
 
 impl TaskTracker {
-    /// Spawns `fut` on the current runtime as a tracked task.
-    pub(crate) fn spawn<F>(self: &Arc<Self>, fut: F)
+    /// Spawns the future `make` builds around a token, on the current runtime. The future
+    /// must keep the token until it ends. (Not a wrapping `async` block: that would store the
+    /// future twice in the task, and idle connection tasks must stay small.)
+    pub(crate) fn spawn<F>(self: &Arc<Self>, make: impl FnOnce(TaskToken) -> F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
         self.count.fetch_add(1, Ordering::AcqRel);
-        let token = TaskToken(Arc::clone(self));
-        tokio::spawn(async move {
-            let _token = token;
-            fut.await;
-        });
+        tokio::spawn(make(TaskToken(Arc::clone(self))));
     }
 
     /// Tasks running now.
@@ -68,7 +67,10 @@ mod tests {
     async fn waits_for_all() {
         let t = Arc::new(TaskTracker::default());
         for i in 0..3u64 {
-            t.spawn(async move { tokio::time::sleep(Duration::from_millis(10 * i)).await });
+            t.spawn(|token| async move {
+                tokio::time::sleep(Duration::from_millis(10 * i)).await;
+                drop(token);
+            });
         }
         assert!(t.len() > 0);
         tokio::time::timeout(Duration::from_secs(2), t.wait_idle())

@@ -22,7 +22,7 @@ use crate::connection::Connection;
 use crate::dial::{self, canonical};
 use crate::driver::Driver;
 use crate::pool::{ConnectionPool, Route, Slot};
-use crate::tasks::TaskTracker;
+use crate::tasks::{TaskToken, TaskTracker};
 use crate::{StreamConfig, StreamConnector, StreamTransportConfig};
 
 /// How far `close()` has got; tasks watch it.
@@ -151,7 +151,8 @@ impl<C: StreamConnector> StreamTransport<C> {
         });
         if let Some(listener) = listener {
             let span = tracing::info_span!("sip_listener", kind = %shared.kind, local = %local);
-            let task = crate::listener::run(Arc::clone(&shared), listener).instrument(span);
+            let task =
+                |token| crate::listener::run(Arc::clone(&shared), listener, token).instrument(span);
             shared.tasks.spawn(task);
         }
         let transport = StreamTransport {
@@ -249,7 +250,8 @@ impl<C: StreamConnector> StreamTransport<C> {
                     "sip_conn", kind = %self.shared.kind, peer = %addr, dir = "out",
                     flow = tracing::field::Empty,
                 );
-                let task = dial_task(Arc::clone(&self.shared), dest, slot, tx).instrument(span);
+                let shared = Arc::clone(&self.shared);
+                let task = |token| dial_task(shared, dest, slot, tx, token).instrument(span);
                 self.shared.tasks.spawn(task);
                 rx
             }
@@ -307,54 +309,68 @@ impl<C: StreamConnector> StreamTransport<C> {
 
 /// Dials `dest`, publishes the outcome to the senders waiting on it, then drives the new
 /// connection in the same task.
-async fn dial_task<C: StreamConnector>(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice in the future; connection tasks must stay small"
+)]
+fn dial_task<C: StreamConnector>(
     shared: Arc<Shared<C>>,
     dest: Destination,
     slot: Slot,
     tx: watch::Sender<crate::pool::DialOutcome>,
-) {
-    /// Ends the dial in the pool even if this task is dropped mid-dial.
-    struct EndDial<'a>(&'a ConnectionPool, SocketAddr);
-    impl Drop for EndDial<'_> {
-        fn drop(&mut self) {
-            self.0.end_dial(self.1);
+    token: TaskToken,
+) -> impl Future<Output = ()> + Send {
+    // An `async` block, not an `async fn`: arguments are stored once in the task, not twice.
+    async move {
+        let _token = token;
+        /// Ends the dial in the pool even if this task is dropped mid-dial.
+        struct EndDial<'a>(&'a ConnectionPool, SocketAddr);
+        impl Drop for EndDial<'_> {
+            fn drop(&mut self) {
+                self.0.end_dial(self.1);
+            }
         }
-    }
-    let addr = dest.addr;
-    let end = EndDial(&shared.pool, addr);
-    let limits = &shared.config.limits;
-    let opened = tokio::select! {
-        r = open_outbound(&shared, &dest) => r,
-        _ = shared.reached(Phase::Draining) => Err(Error::TransportClosed),
-    };
-    let (stream, local) = match opened {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::debug!(error = %e, "dial failed");
-            drop(end);
-            tx.send_replace(Some(Err(e)));
+        let addr = dest.addr;
+        let end = EndDial(&shared.pool, addr);
+        let limits = &shared.config.limits;
+        // Boxed: the dial's state is freed once it is done, instead of sitting in the
+        // connection task for the connection's whole life.
+        let opened = Box::pin(async {
+            tokio::select! {
+                r = open_outbound(&shared, &dest) => r,
+                _ = shared.reached(Phase::Draining) => Err(Error::TransportClosed),
+            }
+        })
+        .await;
+        let (stream, local) = match opened {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "dial failed");
+                drop(end);
+                tx.send_replace(Some(Err(e)));
+                return;
+            }
+        };
+        let conn = Arc::new(Connection::new(
+            addr,
+            local,
+            Direction::Outbound,
+            limits.write_queue_depth,
+        ));
+        tracing::Span::current().record("flow", tracing::field::display(conn.flow));
+        let inserted = shared.pool.insert(&conn);
+        drop(end);
+        if !inserted {
+            tx.send_replace(Some(Err(Error::TransportClosed)));
             return;
         }
-    };
-    let conn = Arc::new(Connection::new(
-        addr,
-        local,
-        Direction::Outbound,
-        limits.write_queue_depth,
-    ));
-    tracing::Span::current().record("flow", tracing::field::display(conn.flow));
-    let inserted = shared.pool.insert(&conn);
-    drop(end);
-    if !inserted {
-        tx.send_replace(Some(Err(Error::TransportClosed)));
-        return;
+        inc(&shared.counters.connections_dialed);
+        inc(&shared.counters.connections_open);
+        tx.send_replace(Some(Ok(Arc::clone(&conn))));
+        drop(tx);
+        let info = shared.connector.peer_info(&stream);
+        Driver::new(shared, conn, stream, info, slot).run().await;
     }
-    inc(&shared.counters.connections_dialed);
-    inc(&shared.counters.connections_open);
-    tx.send_replace(Some(Ok(Arc::clone(&conn))));
-    drop(tx);
-    let info = shared.connector.peer_info(&stream);
-    Driver::new(shared, conn, stream, info, slot).run().await;
 }
 
 /// TCP connect (connect timeout), then the connector's client side (handshake timeout).
