@@ -8,6 +8,10 @@
 //!
 //! Defaults: 200,000 messages with 256 in flight, 2,000 handshakes with 16 at once. CPU is the
 //! process's user+system time (client and server together), read from `/proc/self/stat`.
+//!
+//! `WS_BENCH_PEER=ws://127.0.0.1:8072` (or `wss://localhost:8073` with `WS_BENCH_CA=cert.pem`)
+//! runs only the throughput part, with our client against that server (e.g. Kamailio); CPU is
+//! then the client's alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,7 +76,6 @@ fn serve(config: WsConfig) -> Arc<WsTransport> {
 
 async fn throughput(
     label: &str,
-    server: &Arc<WsTransport>,
     client_cfg: WsConfig,
     dest: Destination,
     scheme: WsScheme,
@@ -120,13 +123,12 @@ async fn throughput(
     let cpu = cpu_seconds() - cpu0;
     sender.await.expect("sender");
     println!(
-        "{label}: {n} OPTIONS/200 transactions over one connection, window {window}: {:.0} tx/s, {:.2} s, CPU {:.1} µs/tx (client+server)",
+        "{label}: {n} OPTIONS/200 transactions over one connection, window {window}: {:.0} tx/s, {:.2} s, CPU {:.1} µs/tx (this process)",
         n as f64 / secs,
         secs,
         cpu * 1e6 / n as f64
     );
     client.close().await;
-    let _ = server;
 }
 
 async fn handshakes(
@@ -163,7 +165,7 @@ async fn handshakes(
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     println!(
-        "{label}: {n} handshakes, 16 at once: {:.0} handshakes/s, CPU {:.0} µs/handshake (client+server)",
+        "{label}: {n} handshakes, 16 at once: {:.0} handshakes/s, CPU {:.0} µs/handshake (this process: client+server)",
         n as f64 / secs,
         cpu * 1e6 / n as f64
     );
@@ -179,6 +181,26 @@ async fn main() {
     let window = args.next().unwrap_or(256) as usize;
     let hs = args.next().unwrap_or(2_000) as usize;
 
+    if let Ok(peer) = std::env::var("WS_BENCH_PEER") {
+        let (scheme, rest) = match peer.split_once("://") {
+            Some(("wss", rest)) => (WsScheme::Wss, rest),
+            Some(("ws", rest)) => (WsScheme::Ws, rest),
+            _ => panic!("WS_BENCH_PEER must be ws://HOST:PORT or wss://HOST:PORT"),
+        };
+        let (host, port) = rest.rsplit_once(':').expect("HOST:PORT");
+        let addr = tokio::net::lookup_host((host, port.parse::<u16>().expect("port")))
+            .await
+            .expect("resolve")
+            .next()
+            .expect("an address");
+        let dest = Destination::new(addr).with_server_name(host);
+        let mut cfg = WsConfig::default();
+        if let Ok(ca) = std::env::var("WS_BENCH_CA") {
+            cfg = cfg.with_ca_file(ca);
+        }
+        throughput(&peer, cfg, dest, scheme, n, window).await;
+        return;
+    }
     let pki = TestPki::generate();
     let ws = serve(WsConfig::default());
     let wss = serve(WsConfig::default().with_server_tls(server_config(&pki)));
@@ -188,17 +210,8 @@ async fn main() {
 
     let ws_dest = Destination::new(ws.local_addr());
     let wss_dest = Destination::new(wss.local_addr()).with_server_name("localhost");
-    throughput(
-        "ws ",
-        &ws,
-        WsConfig::default(),
-        ws_dest,
-        WsScheme::Ws,
-        n,
-        window,
-    )
-    .await;
-    throughput("wss", &wss, ca(), wss_dest, WsScheme::Wss, n, window).await;
+    throughput("ws ", WsConfig::default(), ws_dest, WsScheme::Ws, n, window).await;
+    throughput("wss", ca(), wss_dest, WsScheme::Wss, n, window).await;
     handshakes(
         "ws ",
         WsConfig::default(),
