@@ -90,6 +90,21 @@ pub struct Kamailio {
     script: PathBuf,
     cfg: PathBuf,
     _guard: MutexGuard<'static, ()>,
+    /// Held for the peer's lifetime: other test processes wait for it (fixed ports).
+    _file_lock: Option<std::fs::File>,
+}
+
+/// An exclusive lock shared by every process on this machine, released when the file drops.
+fn machine_lock(name: &str) -> Option<std::fs::File> {
+    let path = std::env::temp_dir().join(format!("sip-transport-peer-{name}.lock"));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()?;
+    f.lock().ok()?;
+    Some(f)
 }
 
 impl Kamailio {
@@ -98,6 +113,7 @@ impl Kamailio {
         require_program("kamailio")?;
         let peers = require_shared("peers")?;
         let guard = peer_lock(name);
+        let file_lock = machine_lock(name);
         let script = peers.join("kam.sh");
         let cfg = peers.join(format!("{name}.cfg"));
         // A previous run that crashed may have left one running; restart cleanly.
@@ -123,6 +139,7 @@ impl Kamailio {
             script,
             cfg,
             _guard: guard,
+            _file_lock: file_lock,
         })
     }
 

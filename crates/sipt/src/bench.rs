@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use sip_transport::{Destination, Limits, Message, Transport, TransportEvent, TransportKind};
+use sip_transport::{Destination, Message, Transport, TransportEvent, TransportKind};
 use tokio::sync::mpsc::Receiver;
 
 use crate::net;
@@ -49,6 +49,8 @@ pub(crate) struct BenchArgs {
     /// Print a JSON summary as the last line of stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) tls: crate::ClientTlsArgs,
 }
 
 #[derive(Default)]
@@ -111,15 +113,10 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     );
     let tag = run_tag();
     let connections = args.connections.max(1);
+    let opts = net::BindOptions::client(args.tls.options());
     let mut workers = Vec::new();
     for id in 0..connections {
-        let (t, rx) = match net::bind(
-            kind,
-            std::net::SocketAddr::new(local_ip, 0),
-            Limits::default(),
-        )
-        .await
-        {
+        let (t, rx) = match net::bind(kind, std::net::SocketAddr::new(local_ip, 0), &opts).await {
             Ok(b) => b,
             Err(e) => return usage(format!("cannot open a {kind} transport: {e}")),
         };

@@ -80,6 +80,29 @@ pub(crate) struct PingArgs {
     /// Print one JSON object per reply instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) tls: ClientTlsArgs,
+}
+
+/// TLS verification options of the clients (`ping`, `bench`).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ClientTlsArgs {
+    /// Accept any server certificate (tls, wss). For tests only.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+    /// Trust the CA certificates in this PEM file instead of the web PKI roots.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca: Option<std::path::PathBuf>,
+}
+
+impl ClientTlsArgs {
+    pub(crate) fn options(&self) -> net::TlsOptions {
+        net::TlsOptions {
+            identity: None,
+            insecure: self.insecure,
+            ca: self.ca.clone(),
+        }
+    }
 }
 
 fn main() -> ExitCode {

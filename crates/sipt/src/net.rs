@@ -1,11 +1,17 @@
 //! Binding transports by kind and finding the local address to use towards a target.
 //!
-//! The one place in `sipt` that knows each protocol crate's constructor.
+//! The one place in `sipt` that knows each protocol crate's constructor and the TLS settings
+//! (server identity, client verification) the command line gives.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
 use sip_transport::tcp::{TcpConfig, TcpTransport};
+use sip_transport::tls::{PemSource, TlsConfig, TlsTransport};
 use sip_transport::udp::{UdpConfig, UdpTransport};
 use sip_transport::{Limits, Transport, TransportEvent, TransportKind};
 use tokio::sync::mpsc::Receiver;
@@ -13,25 +19,123 @@ use tokio::sync::mpsc::Receiver;
 /// A bound transport and its events.
 pub(crate) type Bound = (Arc<dyn Transport>, Receiver<TransportEvent>);
 
-/// Binds a transport of `kind` on `addr` with `limits`.
+/// A certificate chain and key, PEM.
+#[derive(Clone)]
+pub(crate) struct Identity {
+    pub(crate) chain_pem: Vec<u8>,
+    pub(crate) key_pem: Vec<u8>,
+}
+
+/// TLS settings from the command line.
+#[derive(Clone, Default)]
+pub(crate) struct TlsOptions {
+    /// Server identity for tls/wss listeners.
+    pub(crate) identity: Option<Identity>,
+    /// `--insecure`: accept any server certificate.
+    pub(crate) insecure: bool,
+    /// `--ca PEM`: trust these roots instead of the web PKI's.
+    pub(crate) ca: Option<PathBuf>,
+}
+
+/// Everything needed to bind one transport.
+#[derive(Clone)]
+pub(crate) struct BindOptions {
+    pub(crate) limits: Limits,
+    pub(crate) tls: TlsOptions,
+    /// Listen for inbound connections (servers) or only dial (clients).
+    pub(crate) listen: bool,
+}
+
+impl BindOptions {
+    pub(crate) fn client(tls: TlsOptions) -> Self {
+        BindOptions {
+            limits: Limits::default(),
+            tls,
+            listen: false,
+        }
+    }
+}
+
+fn tls_config(addr: SocketAddr, o: &BindOptions) -> TlsConfig {
+    let mut cfg = if o.listen {
+        TlsConfig::default()
+    } else {
+        TlsConfig::client()
+    };
+    cfg = cfg.with_bind(addr).with_limits(o.limits.clone());
+    if let Some(id) = &o.tls.identity {
+        cfg = cfg.with_certificate(
+            PemSource::memory(&id.chain_pem),
+            PemSource::memory(&id.key_pem),
+        );
+    }
+    if let Some(ca) = &o.tls.ca {
+        cfg = cfg.with_server_ca_file(ca.clone());
+    }
+    if o.tls.insecure {
+        cfg = cfg.dangerous_accept_any_server_certificate();
+    }
+    cfg
+}
+
+/// Binds a transport of `kind` on `addr`.
 pub(crate) async fn bind(
     kind: TransportKind,
     addr: SocketAddr,
-    limits: Limits,
+    o: &BindOptions,
 ) -> Result<Bound, String> {
+    let e = |e: sip_transport::Error| e.to_string();
     match kind {
         TransportKind::Udp => {
-            let cfg = UdpConfig::default().with_bind(addr).with_limits(limits);
-            let (t, rx) = UdpTransport::bind(cfg).map_err(|e| e.to_string())?;
+            let cfg = UdpConfig::default()
+                .with_bind(addr)
+                .with_limits(o.limits.clone());
+            let (t, rx) = UdpTransport::bind(cfg).map_err(e)?;
             Ok((t as Arc<dyn Transport>, rx))
         }
         TransportKind::Tcp => {
-            let cfg = TcpConfig::default().with_bind(addr).with_limits(limits);
-            let (t, rx) = TcpTransport::bind(cfg).await.map_err(|e| e.to_string())?;
+            let cfg = TcpConfig::default()
+                .with_bind(addr)
+                .with_limits(o.limits.clone())
+                .with_listen(o.listen);
+            let (t, rx) = TcpTransport::bind(cfg).await.map_err(e)?;
+            Ok((t as Arc<dyn Transport>, rx))
+        }
+        TransportKind::Tls => {
+            let (t, rx) = TlsTransport::bind(tls_config(addr, o)).await.map_err(e)?;
             Ok((t as Arc<dyn Transport>, rx))
         }
         other => Err(format!("{other} is not available in this build yet")),
     }
+}
+
+/// A self-signed certificate for localhost and the loopback addresses.
+pub(crate) fn self_signed() -> Result<Identity, String> {
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let ck = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    Ok(Identity {
+        chain_pem: ck.cert.pem().into_bytes(),
+        key_pem: ck.signing_key.serialize_pem().into_bytes(),
+    })
+}
+
+/// SHA-256 fingerprint (colon-separated hex, as `openssl x509 -fingerprint -sha256` prints)
+/// of the first certificate in a PEM chain.
+pub(crate) fn fingerprint(chain_pem: &[u8]) -> Option<String> {
+    let der = CertificateDer::pem_slice_iter(chain_pem).next()?.ok()?;
+    let digest = Sha256::digest(der.as_ref());
+    Some(
+        digest
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }
 
 /// The local IP the OS would use to reach `dest` (no packet is sent).
@@ -53,4 +157,16 @@ pub(crate) fn local_ip_towards(dest: SocketAddr) -> IpAddr {
 /// Formats an address for a Via sent-by (IPv6 bracketed).
 pub(crate) fn sent_by(addr: SocketAddr) -> String {
     addr.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_of_self_signed() {
+        let id = self_signed().expect("cert");
+        let fp = fingerprint(&id.chain_pem).expect("fingerprint");
+        assert_eq!(fp.len(), 32 * 3 - 1);
+    }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sip_transport::{Destination, Limits, Message, TransportEvent, TransportKind};
+use sip_transport::{Destination, Message, TransportEvent, TransportKind};
 
 use crate::PingArgs;
 use crate::net;
@@ -79,11 +79,11 @@ pub(crate) async fn run(args: PingArgs) -> u8 {
         Err(e) => return usage(e),
     };
     let local_ip = net::local_ip_towards(dest_addr);
-    let (transport, mut events) =
-        match net::bind(kind, SocketAddr::new(local_ip, 0), Limits::default()).await {
-            Ok(b) => b,
-            Err(e) => return usage(format!("cannot open a {kind} transport: {e}")),
-        };
+    let opts = net::BindOptions::client(args.tls.options());
+    let (transport, mut events) = match net::bind(kind, SocketAddr::new(local_ip, 0), &opts).await {
+        Ok(b) => b,
+        Err(e) => return usage(format!("cannot open a {kind} transport: {e}")),
+    };
     let local = transport.local_addr();
     let mut dest = Destination::new(dest_addr);
     if target.ip().is_none() {

@@ -18,11 +18,36 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     } else {
         default_listeners()
     };
+    let mut tls = net::TlsOptions::default();
+    if specs.iter().any(|s| s.kind.is_secure()) {
+        let identity = match (&args.cert, &args.key) {
+            (Some(c), Some(k)) => match (std::fs::read(c), std::fs::read(k)) {
+                (Ok(chain_pem), Ok(key_pem)) => net::Identity { chain_pem, key_pem },
+                (Err(e), _) => return fail(format!("cannot read {}: {e}", c.display())),
+                (_, Err(e)) => return fail(format!("cannot read {}: {e}", k.display())),
+            },
+            _ => match net::self_signed() {
+                Ok(id) => {
+                    println!(
+                        "certificate self-signed for localhost, 127.0.0.1, ::1 sha256 {}",
+                        net::fingerprint(&id.chain_pem).unwrap_or_default()
+                    );
+                    id
+                }
+                Err(e) => return fail(e),
+            },
+        };
+        tls.identity = Some(identity);
+    }
+    let opts = net::BindOptions {
+        limits: serve_limits(),
+        tls,
+        listen: true,
+    };
     let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
     let mut tasks = Vec::new();
     for spec in specs {
-        let limits = serve_limits();
-        match net::bind(spec.kind, spec.addr, limits).await {
+        match net::bind(spec.kind, spec.addr, &opts).await {
             Ok((t, rx)) => {
                 println!("listening {} {}", spec.kind, t.local_addr());
                 tasks.push(tokio::spawn(respond_loop(
@@ -73,6 +98,11 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         total.connections_refused
     );
     0
+}
+
+fn fail(e: String) -> u8 {
+    eprintln!("sipt serve: {e}");
+    2
 }
 
 /// Limits for a server: the library defaults, with room for benchmark connection counts.

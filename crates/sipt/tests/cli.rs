@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use sip_transport_testkit::certs::TestPki;
 use sip_transport_testkit::{Kamailio, SippTransport, sipp_options_uac};
 
 const SIPT: &str = env!("CARGO_BIN_EXE_sipt");
@@ -20,8 +21,12 @@ struct Server {
 
 impl Server {
     fn start(listen: &[&str]) -> Server {
+        Self::start_with(listen, &[])
+    }
+
+    fn start_with(listen: &[&str], extra: &[&str]) -> Server {
         let mut cmd = Command::new(SIPT);
-        cmd.arg("serve").arg("--quiet");
+        cmd.arg("serve").arg("--quiet").args(extra);
         for l in listen {
             cmd.args(["--listen", l]);
         }
@@ -44,6 +49,9 @@ impl Server {
             let line = rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("sipt serve prints its listeners");
+            if line.starts_with("certificate ") {
+                continue;
+            }
             let mut parts = line.split_whitespace();
             assert_eq!(parts.next(), Some("listening"), "unexpected line {line:?}");
             let proto = parts.next().expect("proto").to_owned();
@@ -225,4 +233,90 @@ fn ping_kamailio() {
             "{out}"
         );
     }
+}
+
+#[test]
+fn serve_and_ping_tls() {
+    // Self-signed: trusted only with --insecure; an unknown issuer is a certificate error (2).
+    let srv = Server::start(&["tls:127.0.0.1:0"]);
+    let uri = format!("sip:{};transport=tls", srv.addr("tls"));
+    let (code, out, err) = sipt(&[
+        "ping",
+        &uri,
+        "--insecure",
+        "--count",
+        "2",
+        "--interval",
+        "10",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("200 OK from")).count(),
+        2,
+        "{out}"
+    );
+    let (code, out, err) = sipt(&["ping", &uri]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    drop(srv);
+
+    // A CA-issued certificate from files, verified by name with --ca.
+    let pki = TestPki::generate();
+    let cert = pki.server.cert_path.to_str().expect("path").to_owned();
+    let key = pki.server.key_path.to_str().expect("path").to_owned();
+    let srv = Server::start_with(&["tls:127.0.0.1:0"], &["--cert", &cert, "--key", &key]);
+    let port = srv.addr("tls").port();
+    let ca = pki.ca_cert_path.to_str().expect("path").to_owned();
+    for uri in [
+        format!("sips:localhost:{port}"),
+        format!("sip:127.0.0.1:{port};transport=tls"),
+    ] {
+        let (code, out, err) = sipt(&["ping", &uri, "--ca", &ca]);
+        assert_eq!(code, Some(0), "{uri}: {out}{err}");
+    }
+    let (code, out, err) = sipt(&[
+        "bench",
+        &format!("sips:localhost:{port}"),
+        "--ca",
+        &ca,
+        "--duration",
+        "2",
+        "--connections",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("json")).expect("json");
+    assert_eq!(
+        (v["failed"].as_u64(), v["timeouts"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+}
+
+#[test]
+fn serve_prints_fingerprint_of_its_certificate() {
+    let mut cmd = Command::new(SIPT);
+    let mut child = cmd
+        .args(["serve", "--quiet", "--listen", "tls:127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = child.stdout.take().expect("stdout");
+    let first = BufReader::new(out)
+        .lines()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let fp = first.rsplit(' ').next().unwrap_or_default();
+    assert!(first.starts_with("certificate self-signed"), "{first}");
+    assert_eq!(fp.len(), 95, "{first}");
+    assert!(
+        fp.split(':')
+            .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok()),
+        "{first}"
+    );
 }
