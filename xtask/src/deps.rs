@@ -13,6 +13,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("kamailio", "Kamailio SIP server (interop peer and benchmark reference)"),
     ("kamailio-tls-modules", "Kamailio's TLS listener"),
     ("kamailio-websocket-modules", "Kamailio's WebSocket listener"),
+    ("dnsmasq-base", "dnsmasq, a real DNS server for the RFC 3263 NAPTR/SRV tests"),
     ("openssl", "s_client as an independent TLS client; kam.sh's certificates"),
     ("procps", "pgrep, used by the Kamailio launcher"),
     ("python3", "the peer scripts in ../shared/peers"),

@@ -7,7 +7,7 @@
 use crate::{cargo, run_cmd};
 
 /// Feature sets of the facade that must build and pass on their own.
-const FACADE_FEATURES: &[&str] = &["", "udp", "tcp", "tls", "ws"];
+const FACADE_FEATURES: &[&str] = &["", "udp", "tcp", "tls", "ws", "dns", "udp,tcp,dns"];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
