@@ -9,12 +9,27 @@ use crate::run_cmd;
 
 /// Debian packages the test suite uses, and why.
 const PACKAGES: &[(&str, &str)] = &[
-    ("sip-tester", "SIPp, the UAC/UAS load tool (UDP/TCP interop and benchmarks)"),
-    ("kamailio", "Kamailio SIP server (interop peer and benchmark reference)"),
+    (
+        "sip-tester",
+        "SIPp, the UAC/UAS load tool (UDP/TCP interop and benchmarks)",
+    ),
+    (
+        "kamailio",
+        "Kamailio SIP server (interop peer and benchmark reference)",
+    ),
     ("kamailio-tls-modules", "Kamailio's TLS listener"),
-    ("kamailio-websocket-modules", "Kamailio's WebSocket listener"),
-    ("dnsmasq-base", "dnsmasq, a real DNS server for the RFC 3263 NAPTR/SRV tests"),
-    ("openssl", "s_client as an independent TLS client; kam.sh's certificates"),
+    (
+        "kamailio-websocket-modules",
+        "Kamailio's WebSocket listener",
+    ),
+    (
+        "dnsmasq-base",
+        "dnsmasq, a real DNS server for the RFC 3263 NAPTR/SRV tests",
+    ),
+    (
+        "openssl",
+        "s_client as an independent TLS client; kam.sh's certificates",
+    ),
     ("procps", "pgrep, used by the Kamailio launcher"),
     ("python3", "the peer scripts in ../shared/peers"),
 ];
@@ -30,7 +45,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if let Some(a) = args.first() {
         return Err(format!("unexpected argument {a:?}"));
     }
-    if Command::new("dpkg-query").arg("--version").output().is_err() {
+    if Command::new("dpkg-query")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         return Err("this is not a Debian-like system (no dpkg-query); install the peers by hand: SIPp, Kamailio with TLS and websocket modules, openssl".into());
     }
     let missing: Vec<&str> = PACKAGES

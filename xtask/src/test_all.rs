@@ -15,7 +15,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("unexpected argument {a:?} (only --quick)"));
     }
     run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run_cmd(cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]))?;
     run_cmd(cargo().args(["test", "--workspace", "--doc"]))?;
     if !quick {
