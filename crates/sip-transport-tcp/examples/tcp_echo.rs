@@ -10,6 +10,9 @@
 //!     --count 200000 --window 64 --threads 2 --mode echo
 //! ```
 //!
+//! `--clients C` splits the count and the window over C client transports, so the server
+//! carries C connections (and its pool lock sees C flows).
+//!
 //! `--mode echo` sends each request back unchanged over its flow (the transport alone);
 //! `--mode respond` answers with a stateless 200 built per request and sent with
 //! `send_response` (what the SIPp interop test's responder does).
@@ -41,6 +44,7 @@ struct Args {
     mode: Mode,
     serve: Option<std::net::SocketAddr>,
     seconds: u64,
+    clients: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         mode: Mode::Echo,
         serve: None,
         seconds: 60,
+        clients: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
                 args.serve = Some(value.parse().map_err(|e| format!("--serve {value}: {e}"))?)
             }
             "--seconds" => args.seconds = num()?,
+            "--clients" => args.clients = num()?.max(1),
             "--threads" => args.threads = usize::try_from(num()?.max(1)).unwrap_or(1),
             "--mode" => {
                 args.mode = match value.as_str() {
@@ -134,50 +140,38 @@ async fn serve_only(addr: std::net::SocketAddr, args: Args) -> Result<(), String
     Ok(())
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    if let Some(addr) = args.serve {
-        return serve_only(addr, args).await;
-    }
-    let loopback = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
-    let (server, server_rx) = TcpTransport::bind(TcpConfig::default().with_bind(loopback))
-        .await
-        .map_err(|e| e.to_string())?;
-    // The window may exceed the default write queue; size it to fit.
-    let limits = Limits::default().with_write_queue_depth((args.window as usize).max(1024));
-    let (client, mut client_rx) = TcpTransport::bind(TcpConfig::client().with_limits(limits))
-        .await
-        .map_err(|e| e.to_string())?;
-    let server_task = tokio::spawn(serve(server.clone(), server_rx, args.mode));
-    let dest = Destination::new(server.local_addr());
+/// One client transport doing `count` round trips with `window` in flight.
+async fn client_loop(
+    client: Arc<TcpTransport>,
+    mut rx: tokio::sync::mpsc::Receiver<TransportEvent>,
+    dest: Destination,
+    count: u64,
+    window: u64,
+) -> Result<(), String> {
     // A window's worth of distinct requests, reused (cloning a Message is cheap).
-    let requests: Vec<_> = (0..args.window)
+    let requests: Vec<_> = (0..window)
         .map(|n| options_request("sip:echo@127.0.0.1", "TCP", "127.0.0.1:9", n))
         .collect();
-    // Open the connection before timing.
-    client.connect(&dest).await.map_err(|e| e.to_string())?;
-
-    let cpu0 = cpu_seconds();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let (mut sent, mut done) = (0u64, 0u64);
     let send = |i: u64| {
-        let req = &requests[(i % args.window) as usize];
+        let req = &requests[(i % window) as usize];
         let client = &client;
         let dest = &dest;
         async move { client.send_message(req, dest).await }
     };
-    while sent < args.window.min(args.count) {
+    while sent < window.min(count) {
         send(sent).await.map_err(|e| e.to_string())?;
         sent += 1;
     }
-    while done < args.count {
+    while done < count {
         if Instant::now() > deadline {
             return Err(format!("gave up after 300 s with {done} round trips"));
         }
-        match tokio::time::timeout(Duration::from_secs(10), client_rx.recv()).await {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
             Ok(Some(TransportEvent::Message(_))) => {
                 done += 1;
-                if sent < args.count {
+                if sent < count {
                     send(sent).await.map_err(|e| e.to_string())?;
                     sent += 1;
                 }
@@ -188,17 +182,64 @@ async fn run(args: Args) -> Result<(), String> {
             Err(_) => return Err(format!("stalled for 10 s with {done} round trips")),
         }
     }
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if let Some(addr) = args.serve {
+        return serve_only(addr, args).await;
+    }
+    let loopback = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+    let (server, server_rx) = TcpTransport::bind(TcpConfig::default().with_bind(loopback))
+        .await
+        .map_err(|e| e.to_string())?;
+    let server_task = tokio::spawn(serve(server.clone(), server_rx, args.mode));
+    let dest = Destination::new(server.local_addr());
+    let per_client = (args.count / args.clients).max(1);
+    let window = (args.window / args.clients).max(1);
+    // The window may exceed the default write queue; size it to fit.
+    let limits = Limits::default().with_write_queue_depth((window as usize).max(1024));
+    let mut clients = Vec::new();
+    for _ in 0..args.clients {
+        let (client, rx) = TcpTransport::bind(TcpConfig::client().with_limits(limits.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+        // Open the connection before timing.
+        client.connect(&dest).await.map_err(|e| e.to_string())?;
+        clients.push((client, rx));
+    }
+    let total = per_client * args.clients;
+
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let mut loops = Vec::new();
+    for (client, rx) in &mut clients {
+        let (tx, rx2) = tokio::sync::mpsc::channel(1);
+        let rx = std::mem::replace(rx, rx2);
+        drop(tx);
+        loops.push(tokio::spawn(client_loop(
+            Arc::clone(client),
+            rx,
+            dest.clone(),
+            per_client,
+            window,
+        )));
+    }
+    for l in loops {
+        l.await.map_err(|e| e.to_string())??;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = match (cpu0, cpu_seconds()) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    let rt_per_s = args.count as f64 / elapsed;
+    let rt_per_s = total as f64 / elapsed;
     println!(
-        "mode={:?} count={} window={} threads={} elapsed={:.3}s round_trips/s={:.0} messages/s={:.0}",
+        "mode={:?} count={} window={} clients={} threads={} elapsed={:.3}s round_trips/s={:.0} messages/s={:.0}",
         args.mode,
-        args.count,
-        args.window,
+        total,
+        window * args.clients,
+        args.clients,
         args.threads,
         elapsed,
         rt_per_s,
@@ -209,13 +250,14 @@ async fn run(args: Args) -> Result<(), String> {
             "cpu={:.2}s ({:.0}% of one core) cpu_s_per_1000_round_trips={:.4} cpu_s_per_1000_messages={:.4}",
             cpu,
             100.0 * cpu / elapsed,
-            1000.0 * cpu / args.count as f64,
-            1000.0 * cpu / (2 * args.count) as f64
+            1000.0 * cpu / total as f64,
+            1000.0 * cpu / (2 * total) as f64
         );
     }
     println!("server {:?}", server.stats());
-    println!("client {:?}", client.stats());
-    client.close().await;
+    for (client, _) in &clients {
+        client.close().await;
+    }
     server.close().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
     Ok(())
