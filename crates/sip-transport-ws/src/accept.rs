@@ -78,7 +78,8 @@ async fn accept_one(
     let local = tcp.local_addr().unwrap_or(local);
     let mut shutdown = shared.shutdown.subscribe();
     let policy = shared.policy.clone();
-    let handshake = async {
+    // Boxed: the handshake state (TLS session setup, HTTP buffers) is freed once done.
+    let handshake = Box::pin(async {
         let io = match &shared.server_tls {
             Some(tls) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
@@ -95,7 +96,7 @@ async fn accept_one(
         tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(shared.ws_config))
             .await
             .map_err(|e| debug!(error = %e, "WebSocket upgrade refused or failed"))
-    };
+    });
     let result = tokio::select! {
         _ = shutdown.changed() => return,
         r = tokio::time::timeout(shared.limits.handshake_timeout, handshake) => r,

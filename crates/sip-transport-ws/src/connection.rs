@@ -227,13 +227,13 @@ pub(crate) async fn drive(
 
 async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) -> CloseReason {
     if *shutdown.borrow_and_update() {
-        return close_locally(io, CloseCode::Away, "shutting down").await;
+        return Box::pin(close_locally(io, CloseCode::Away, "shutting down")).await;
     }
     loop {
         let step = tokio::select! {
             biased;
             _ = shutdown.changed() => {
-                return close_locally(io, CloseCode::Away, "shutting down").await;
+                return Box::pin(close_locally(io, CloseCode::Away, "shutting down")).await;
             }
             step = poll_fn(|cx| io.poll_step(cx)) => step,
         };
@@ -241,18 +241,19 @@ async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) 
             Step::Received(msg) => {
                 if on_message(io, info, msg).await.is_err() {
                     // The application dropped its event receiver.
-                    return close_locally(io, CloseCode::Away, "").await;
+                    return Box::pin(close_locally(io, CloseCode::Away, "")).await;
                 }
             }
             Step::PeerClosed => return CloseReason::PeerClosed,
-            Step::ReadError(e) => return on_read_error(io, info, e).await,
+            // Rare paths are boxed so their state does not enlarge every idle task.
+            Step::ReadError(e) => return Box::pin(on_read_error(io, info, e)).await,
             Step::WriteError(e) => {
                 inc(&io.shared.counters.send_errors);
                 return io_reason(&e);
             }
             Step::Timeout(CloseReason::IdleTimeout) => {
                 // A silent peer is likely gone: tell it why, but do not wait for its answer.
-                send_close(io, CloseCode::Normal, "idle").await;
+                Box::pin(send_close(io, CloseCode::Normal, "idle")).await;
                 return CloseReason::IdleTimeout;
             }
             Step::Timeout(reason) => return reason,

@@ -82,7 +82,8 @@ async fn dial(
     } else {
         tokio::select! {
             _ = shutdown.changed() => Err(Error::TransportClosed),
-            r = open(&shared, &dest, key.scheme) => r,
+            // Boxed: the handshake state is freed before the connection runs.
+            r = Box::pin(open(&shared, &dest, key.scheme)) => r,
         }
     };
     let (ws, local) = match outcome {
