@@ -32,7 +32,17 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
     ("procps", "pgrep, used by the Kamailio launcher"),
     ("python3", "the peer scripts in ../shared/peers"),
+    (
+        "chromium",
+        "a real browser for the JsSIP-over-WSS test (never a downloaded one)",
+    ),
 ];
+
+/// npm projects the tests use, installed from their committed lock files.
+const NPM_PROJECTS: &[(&str, &str)] = &[(
+    "crates/sip-transport-ws/tests/browser",
+    "JsSIP, playwright-core and esbuild for the browser test",
+)];
 
 fn installed(pkg: &str) -> bool {
     Command::new("dpkg-query")
@@ -52,13 +62,45 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     {
         return Err("this is not a Debian-like system (no dpkg-query); install the peers by hand: SIPp, Kamailio with TLS and websocket modules, openssl".into());
     }
+    install_packages()?;
+    install_npm()
+}
+
+/// `npm ci` in each npm project whose `node_modules` is missing or older than its lock file.
+fn install_npm() -> Result<(), String> {
+    let root = crate::workspace_root();
+    for (dir, why) in NPM_PROJECTS {
+        let dir = root.join(dir);
+        let lock = dir.join("package-lock.json");
+        let modules = dir.join("node_modules");
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let fresh = matches!((modified(&lock), modified(&modules)), (Some(l), Some(m)) if m >= l);
+        if fresh {
+            continue;
+        }
+        if Command::new("npm").arg("--version").output().is_err() {
+            return Err(format!(
+                "npm is needed for {why}; install Node.js 20 or newer"
+            ));
+        }
+        eprintln!("xtask deps: npm ci in {}: {why}", dir.display());
+        run_cmd(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+        )?;
+    }
+    Ok(())
+}
+
+fn install_packages() -> Result<(), String> {
     let missing: Vec<&str> = PACKAGES
         .iter()
         .filter(|(p, _)| !installed(p))
         .map(|(p, _)| *p)
         .collect();
     if missing.is_empty() {
-        eprintln!("xtask deps: all test peers present");
+        eprintln!("xtask deps: all Debian packages present");
         return Ok(());
     }
     for (p, why) in PACKAGES.iter().filter(|(p, _)| missing.contains(p)) {
