@@ -12,6 +12,16 @@
 //!   TCP socket before SIP flows over it (nothing for TCP, a handshake for TLS).
 //! - [`TcpTransport`] = `StreamTransport<TcpConnector>`, configured by [`TcpConfig`].
 //!
+//! ## Another stream protocol on the same machinery (how TLS plugs in)
+//!
+//! A protocol crate implements [`StreamConnector`] (its `accept`/`connect` wrap the
+//! `TcpStream`, e.g. in a `tokio_rustls` stream; `peer_info` reads the certificate identity
+//! once; `annotate` copies it into each [`ReceivedMessage`](sip_transport_api::ReceivedMessage)),
+//! implements [`StreamTransportConfig`] for its own config (holding a [`StreamConfig`]), and
+//! exports `type TlsTransport = StreamTransport<TlsConnector>`. Then
+//! `TlsTransport::bind(tls_config)` works, and framing, limits, pooling, keepalive, timeouts,
+//! `close()` and stats come from here unchanged.
+//!
 //! ```no_run
 //! use sip_transport_api::{Transport, TransportEvent};
 //! use sip_transport_tcp::{TcpConfig, TcpTransport};

@@ -477,3 +477,35 @@ async fn bytes_on_the_wire() {
     assert_eq!(&got[..], &msg.as_bytes()[..]);
     cli.close().await;
 }
+
+/// Dropping the transport without close() still stops the listener and closes connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_without_close_releases_everything() {
+    let (srv, mut rx) = server(Limits::default()).await;
+    let addr = srv.local_addr();
+    let mut raw = TcpStream::connect(addr).await.expect("connect");
+    wait_for(&mut rx, |ev| {
+        matches!(ev, TransportEvent::ConnectionOpened { .. }).then_some(())
+    })
+    .await;
+    drop(srv);
+    let mut buf = [0u8; 16];
+    let r = timeout(WAIT, raw.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(r, Ok(0)), "{r:?}");
+    // The listener is gone too.
+    let again = timeout(WAIT, async {
+        loop {
+            match TcpStream::connect(addr).await {
+                Err(_) => return,
+                Ok(s) => {
+                    drop(s);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(again.is_ok(), "the listener still accepts after drop");
+}
