@@ -35,7 +35,6 @@ From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
 Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
 CSeq: 314159 INVITE\r\n\
 Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
-Allow: INVITE, ACK, CANCEL, OPTIONS, BYE\r\n\
 Content-Type: application/sdp\r\n\
 Content-Length: {}\r\n\
 \r\n{sdp}",
@@ -62,9 +61,9 @@ fn long_request() -> String {
     s += &format!(
         "To: \"I have a user name of {} proportion\"<sip:user@example.com:6000;unknownparam1=very{}value;longparam{}=shortvalue;very{}ParameterNameWithNoValue>\r\n",
         long("extreme", 10),
-        long("long", 30),
-        long("long", 8),
-        long("Long", 30)
+        long("long", 60),
+        long("long", 20),
+        long("Long", 40)
     );
     s += &format!(
         "F: sip:{}@example.net;tag=12{}982\r\n",
@@ -76,9 +75,9 @@ fn long_request() -> String {
     s += &format!(
         "Unknown-{}-Name: unknown-{}-value; unknown-{}-parameter-name = unknown-{}-parameter-value\r\n",
         long("LongLong", 10),
-        long("long", 20),
-        long("long", 20),
-        long("long", 20)
+        long("long", 30),
+        long("long", 30),
+        long("long", 30)
     );
     let spellings = [
         "Via: ", "v: ", "V: ", "ViA: ", "VIa: ", "VIA: ", "via: ", "V :  ", "v  : ", "Via  : ",

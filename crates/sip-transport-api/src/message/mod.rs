@@ -7,6 +7,7 @@
 
 mod header;
 mod parse;
+mod scan;
 mod via;
 
 use bytes::Bytes;

@@ -8,6 +8,7 @@
 use memchr::memmem;
 
 use super::header::{HeaderId, classify};
+use super::scan::LineEnds;
 use super::{Head, HeaderEntry, Span, StartLine};
 use crate::{Error, Limits, Result};
 
@@ -46,10 +47,13 @@ fn token_len(s: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(q) = s.get(i..i + 4) {
         let t = |k: usize| TOKEN[usize::from(q[k])];
-        if !(t(0) & t(1) & t(2) & t(3)) {
-            break;
+        match (t(0), t(1), t(2), t(3)) {
+            (true, true, true, true) => i += 4,
+            (false, ..) => return Some(i),
+            (true, false, ..) => return Some(i + 1),
+            (true, true, false, _) => return Some(i + 2),
+            (true, true, true, false) => return Some(i + 3),
         }
-        i += 4;
     }
     s[i..]
         .iter()
@@ -57,17 +61,27 @@ fn token_len(s: &[u8]) -> Option<usize> {
         .map(|p| i + p)
 }
 
-/// Position of the CRLF that ends the line starting at `start`, if `buf` holds one. Lines end
-/// in CRLF only (RFC 3261 §7); a bare LF is part of the line.
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t')
+}
+
+/// Number of SP/HTAB bytes at the start of `s`.
 #[inline]
-fn line_end(buf: &[u8], start: usize) -> Option<usize> {
-    let mut from = start;
-    loop {
-        let lf = from + memchr::memchr(b'\n', buf.get(from..)?)?;
-        if lf > start && buf[lf - 1] == b'\r' {
-            return Some(lf - 1);
-        }
-        from = lf + 1;
+fn leading_ws(s: &[u8]) -> usize {
+    // Usually none or one.
+    match s {
+        [a, ..] if !is_ws(*a) => 0,
+        [_, b, ..] if !is_ws(*b) => 1,
+        _ => s.iter().position(|b| !is_ws(*b)).unwrap_or(s.len()),
+    }
+}
+
+/// Number of SP/HTAB bytes at the end of `s`.
+#[inline]
+fn trailing_ws(s: &[u8]) -> usize {
+    match s {
+        [.., z] if !is_ws(*z) => 0,
+        _ => s.iter().rev().position(|b| !is_ws(*b)).unwrap_or(s.len()),
     }
 }
 
@@ -77,7 +91,8 @@ fn line_end(buf: &[u8], start: usize) -> Option<usize> {
 /// are only reported for a complete block, the one of the earliest line first, except that a
 /// block over `max_header_size` is always `HeadersTooLarge`.
 pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Head>> {
-    let Some(first_end) = line_end(buf, 0) else {
+    let mut lines = LineEnds::new(buf);
+    let Some(first_end) = lines.next_line_end(0) else {
         return Ok(None);
     };
     if first_end > limits.max_line_length {
@@ -95,7 +110,7 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
         if line_start > limits.max_header_size {
             return incomplete_or(buf, limits, headers_too_large(limits));
         }
-        let Some(end) = line_end(buf, line_start) else {
+        let Some(end) = lines.next_line_end(line_start) else {
             return Ok(None);
         };
         if end == line_start {
@@ -180,23 +195,13 @@ fn header_line(
         };
     }
     // header-name *(SP / HTAB) ":" (RFC 3261 §7.3.1)
-    let mut colon = name_len;
-    while matches!(line.get(colon), Some(b' ' | b'\t')) {
-        colon += 1;
-    }
+    let colon = name_len + leading_ws(&line[name_len..]);
     if line.get(colon) != Some(&b':') {
         return Err(bad_name(line));
     }
     let value = &line[colon + 1..];
-    let lead = value
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(value.len());
-    let trail = value[lead..]
-        .iter()
-        .rev()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(0);
+    let lead = leading_ws(value);
+    let trail = trailing_ws(&value[lead..]);
     let name_end = line_start + name_len;
     let id = classify(&line[..name_len]);
     if id == HeaderId::Via && top_via.is_none() {

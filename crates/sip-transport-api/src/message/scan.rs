@@ -1,0 +1,163 @@
+//! `LineEnds`: the CRLF line ends of a header block, in order, found 64 bytes at a time.
+//!
+//! The parser needs every line end; searching for each with `memchr` costs a call and a CPU
+//! feature dispatch per line, about as much as the rest of the line's work. Instead one pass
+//! builds a bitmask of LF positions per 64-byte block and the lines are read off it.
+//!
+//! On x86_64 the mask comes from SSE2 (part of the x86_64 baseline, so no run-time detection);
+//! elsewhere from portable word-at-a-time code. Both are checked against each other in tests.
+
+/// Iterates the positions of the CRLFs that end lines (RFC 3261 §7: lines end in CRLF; a bare
+/// LF or CR is part of a line).
+pub(crate) struct LineEnds<'a> {
+    buf: &'a [u8],
+    /// Start of the block `mask` describes.
+    block: usize,
+    /// LF positions in the block not handed out yet, bit i for `buf[block + i]`.
+    mask: u64,
+}
+
+impl<'a> LineEnds<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        LineEnds {
+            buf,
+            block: 0,
+            mask: lf_mask(buf),
+        }
+    }
+
+    /// The next LF at or after where the last one was found.
+    #[inline]
+    fn next_lf(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.block += 64;
+            let rest = self.buf.get(self.block..).filter(|r| !r.is_empty())?;
+            self.mask = lf_mask(rest);
+        }
+        let i = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.block + i)
+    }
+
+    /// The CRLF ending the line that starts at `start` (which must be just past the previous
+    /// line end returned, or 0): the position of its CR.
+    #[inline]
+    pub(crate) fn next_line_end(&mut self, start: usize) -> Option<usize> {
+        loop {
+            let lf = self.next_lf()?;
+            if lf > start && self.buf[lf - 1] == b'\r' {
+                return Some(lf - 1);
+            }
+        }
+    }
+}
+
+/// Bit i set iff `s[i] == b'\n'`, for the first 64 bytes of `s` (fewer if `s` is shorter).
+#[inline]
+fn lf_mask(s: &[u8]) -> u64 {
+    let mut tail = [0u8; 64];
+    let block = match s.first_chunk::<64>() {
+        Some(block) => block,
+        None => {
+            // The last, short block: padded with zeros, which are not LF.
+            tail[..s.len()].copy_from_slice(s);
+            &tail
+        }
+    };
+    let (lo, hi) = block.split_at(32);
+    let half = |h: &[u8]| h.first_chunk::<32>().map_or(0, lf_mask32);
+    u64::from(half(lo)) | (u64::from(half(hi)) << 32)
+}
+
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline]
+#[allow(unsafe_code)]
+fn lf_mask32(block: &[u8; 32]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: every intrinsic used is SSE2, which every x86_64 CPU has (it is part of the
+    // x86_64 baseline, enabled for this target by default), so the instructions exist.
+    // `_mm_loadu_si128` reads 16 bytes from a pointer with no alignment requirement: the two
+    // pointers are `block` and `block + 16`, each followed by 16 readable bytes of the
+    // 32-byte array. Nothing is written.
+    unsafe {
+        let lf = _mm_set1_epi8(b'\n' as i8);
+        let p = block.as_ptr().cast::<__m128i>();
+        let lo = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p), lf)) as u32 & 0xffff;
+        let hi = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p.add(1)), lf)) as u32;
+        lo | (hi << 16)
+    }
+}
+
+#[cfg(any(not(target_arch = "x86_64"), miri))]
+#[inline]
+fn lf_mask32(block: &[u8; 32]) -> u32 {
+    lf_mask32_portable(block)
+}
+
+/// Word-at-a-time version of `lf_mask32`, for other targets (and the reference in tests).
+#[cfg_attr(all(target_arch = "x86_64", not(miri), not(test)), allow(dead_code))]
+fn lf_mask32_portable(block: &[u8; 32]) -> u32 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let mut mask = 0;
+    for (w, chunk) in block.chunks_exact(8).enumerate() {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ 0x0a0a_0a0a_0a0a_0a0a;
+        // High bit of each byte set iff that byte of x is zero (no carries between bytes).
+        let zero = !(((x & LO7) + LO7) | x) & !LO7;
+        // Gather the 8 high bits into the low byte.
+        let bits = ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+        mask |= bits << (8 * w);
+    }
+    mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simd_and_portable_masks_agree() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut block = [0u8; 32];
+            for b in &mut block {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly LF, CR and their neighbours, to exercise carries.
+                *b = [b'\n', b'\r', 0x0b, 0x09, 0x8a, 0x00, 0xff, b'a'][(x % 8) as usize];
+            }
+            let scalar = block
+                .iter()
+                .enumerate()
+                .fold(0u32, |m, (i, b)| m | (u32::from(*b == b'\n') << i));
+            assert_eq!(lf_mask32(&block), scalar, "{block:?}");
+            assert_eq!(lf_mask32_portable(&block), scalar, "{block:?}");
+        }
+    }
+
+    #[test]
+    fn line_ends_skip_bare_lf_and_cross_blocks() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(b"A\nB\r\n"); // bare LF inside the first line
+        buf.extend_from_slice(&[b'x'; 40]);
+        buf.extend_from_slice(b"\r\n\r\n");
+        let mut l = LineEnds::new(&buf);
+        assert_eq!(l.next_line_end(0), Some(3));
+        assert_eq!(l.next_line_end(5), Some(45));
+        assert_eq!(l.next_line_end(47), Some(47));
+        assert_eq!(l.next_line_end(49), None);
+        // A CRLF split over the half-block and block boundaries, and a short last block.
+        for cut in [31, 63, 127] {
+            let mut buf = vec![b'y'; cut];
+            buf.extend_from_slice(b"\r\nz\r\n");
+            let mut l = LineEnds::new(&buf);
+            assert_eq!(l.next_line_end(0), Some(cut), "{cut}");
+            assert_eq!(l.next_line_end(cut + 2), Some(cut + 3), "{cut}");
+            assert_eq!(l.next_line_end(cut + 5), None, "{cut}");
+        }
+    }
+}
