@@ -178,6 +178,15 @@ pub enum Error {
     /// The transport was closed; nothing more can be sent.
     #[error("transport is closed")]
     TransportClosed,
+    /// A SIP or SIPS URI that cannot be used: not `sip:`/`sips:`, a bad host or port, an
+    /// unknown `transport` parameter, or one that would downgrade a SIPS URI (RFC 3261 §26.2.2).
+    #[error("invalid SIP URI {uri:?}: {reason}")]
+    InvalidUri {
+        /// The URI as given (at most 256 bytes of it).
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The configuration cannot be used (an unreadable certificate or key file, a PEM file
     /// without the expected item, a key that does not match its certificate). Found at bind.
     #[error("invalid configuration: {reason}")]
@@ -334,6 +343,7 @@ impl Error {
             | Error::InvalidDestination { .. }
             | Error::AddressFamilyMismatch { .. }
             | Error::TransportClosed
+            | Error::InvalidUri { .. }
             | Error::InvalidConfig { .. }
             | Error::TlsCertificate { .. } => false,
         }
@@ -446,6 +456,17 @@ mod tests {
         assert!(!dns(DnsFailure::NxDomain).is_framing());
         let s = dns(DnsFailure::NxDomain).to_string();
         assert!(s.contains("example.com") && s.contains("NXDOMAIN"), "{s}");
+    }
+
+    #[test]
+    fn invalid_uri_is_not_recoverable() {
+        let e = Error::InvalidUri {
+            uri: "sips:example.com;transport=udp".into(),
+            reason: "a SIPS URI cannot use UDP".into(),
+        };
+        assert!(!e.is_recoverable() && !e.is_framing());
+        let s = e.to_string();
+        assert!(s.contains("sips:example.com") && s.contains("UDP"), "{s}");
     }
 
     #[test]
