@@ -178,6 +178,22 @@ pub enum Error {
     /// The transport was closed; nothing more can be sent.
     #[error("transport is closed")]
     TransportClosed,
+    /// A send was refused because the destination is over its configured cap of sends per
+    /// second (the facade's manager throttling). Another target, or a later attempt, may succeed.
+    #[error("sending to {destination} is throttled (limit {limit} per second)")]
+    Throttled {
+        /// The destination over its cap.
+        destination: SocketAddr,
+        /// The cap in force, in sends per second.
+        limit: u32,
+    },
+    /// No transport of this kind is available: its cargo feature is off, or none was bound or
+    /// added to the manager. No retry can succeed until one is.
+    #[error("no {kind} transport is available")]
+    TransportUnavailable {
+        /// The transport that was needed.
+        kind: crate::TransportKind,
+    },
     /// A SIP or SIPS URI that cannot be used: not `sip:`/`sips:`, a bad host or port, an
     /// unknown `transport` parameter, or one that would downgrade a SIPS URI (RFC 3261 §26.2.2).
     #[error("invalid SIP URI {uri:?}: {reason}")]
@@ -322,7 +338,8 @@ impl Error {
             | Error::Io { .. }
             | Error::ConnectionLimit { .. }
             | Error::TlsHandshake { .. }
-            | Error::HandshakeTimeout { .. } => true,
+            | Error::HandshakeTimeout { .. }
+            | Error::Throttled { .. } => true,
             Error::Dns { reason, .. } => reason.is_recoverable(),
             Error::Connect { source, .. } => !matches!(
                 source.kind(),
@@ -344,6 +361,7 @@ impl Error {
             | Error::AddressFamilyMismatch { .. }
             | Error::TransportClosed
             | Error::InvalidUri { .. }
+            | Error::TransportUnavailable { .. }
             | Error::InvalidConfig { .. }
             | Error::TlsCertificate { .. } => false,
         }
@@ -467,6 +485,22 @@ mod tests {
         assert!(!e.is_recoverable() && !e.is_framing());
         let s = e.to_string();
         assert!(s.contains("sips:example.com") && s.contains("UDP"), "{s}");
+    }
+
+    #[test]
+    fn throttled_is_recoverable_unavailable_is_not() {
+        let t = Error::Throttled {
+            destination: addr(),
+            limit: 50,
+        };
+        assert!(t.is_recoverable() && !t.is_framing());
+        let s = t.to_string();
+        assert!(s.contains("127.0.0.1:5060") && s.contains("50"), "{s}");
+        let u = Error::TransportUnavailable {
+            kind: crate::TransportKind::Tls,
+        };
+        assert!(!u.is_recoverable());
+        assert!(u.to_string().contains("tls"), "{u}");
     }
 
     #[test]
