@@ -55,15 +55,22 @@ impl<'a> LineEnds<'a> {
 /// Bit i set iff `s[i] == b'\n'`, for the first 64 bytes of `s` (fewer if `s` is shorter).
 #[inline]
 fn lf_mask(s: &[u8]) -> u64 {
-    let mut tail = [0u8; 64];
-    let block = match s.first_chunk::<64>() {
-        Some(block) => block,
-        None => {
-            // The last, short block: padded with zeros, which are not LF.
-            tail[..s.len()].copy_from_slice(s);
-            &tail
-        }
-    };
+    match s.first_chunk::<64>() {
+        Some(block) => lf_mask64(block),
+        None => lf_mask_short(s),
+    }
+}
+
+/// The last, short block: padded with zeros, which are not LF.
+#[cold]
+fn lf_mask_short(s: &[u8]) -> u64 {
+    let mut block = [0u8; 64];
+    block[..s.len()].copy_from_slice(s);
+    lf_mask64(&block)
+}
+
+#[inline]
+fn lf_mask64(block: &[u8; 64]) -> u64 {
     let (lo, hi) = block.split_at(32);
     let half = |h: &[u8]| h.first_chunk::<32>().map_or(0, lf_mask32);
     u64::from(half(lo)) | (u64::from(half(hi)) << 32)
