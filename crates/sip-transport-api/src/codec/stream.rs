@@ -152,7 +152,7 @@ impl StreamDecoder {
                 }
                 // Every line completed since the last scan, then the open one, against the
                 // line limit, so that the outcome does not depend on how reads split the
-                // bytes. Lines end in CRLF, as parse_head sees them; a bare LF is content.
+                // bytes. Lines end in CRLF, as parse_head_prefix sees them; a bare LF is content.
                 let max_line = self.limits.max_line_length;
                 let too_long = Error::LineTooLong { limit: max_line };
                 for p in memchr::memchr_iter(b'\n', &self.buf[from..]).map(|p| p + from) {
