@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use sip_transport::tcp::{TcpConfig, TcpTransport};
 use sip_transport::tls::{PemSource, TlsConfig, TlsTransport};
 use sip_transport::udp::{UdpConfig, UdpTransport};
+use sip_transport::ws::{WsConfig, WsScheme, WsTransport};
 use sip_transport::{Limits, Transport, TransportEvent, TransportKind};
 use tokio::sync::mpsc::Receiver;
 
@@ -105,7 +106,24 @@ pub(crate) async fn bind(
             let (t, rx) = TlsTransport::bind(tls_config(addr, o)).await.map_err(e)?;
             Ok((t as Arc<dyn Transport>, rx))
         }
-        other => Err(format!("{other} is not available in this build yet")),
+        TransportKind::Ws | TransportKind::Wss => {
+            let mut cfg = WsConfig::new(addr)
+                .with_listen(o.listen)
+                .with_limits(o.limits.clone());
+            let tls = tls_config(addr, o);
+            if kind == TransportKind::Wss {
+                cfg = cfg.with_scheme(WsScheme::Wss);
+                if o.listen {
+                    let server = tls.build_server_config().map_err(e)?.ok_or_else(|| {
+                        "a wss listener needs a certificate (--cert/--key)".to_owned()
+                    })?;
+                    cfg = cfg.with_server_tls(server);
+                }
+                cfg = cfg.with_client_tls_config(tls.build_client_config().map_err(e)?);
+            }
+            let (t, rx) = WsTransport::bind(cfg).map_err(e)?;
+            Ok((t as Arc<dyn Transport>, rx))
+        }
     }
 }
 

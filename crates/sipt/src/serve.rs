@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sip_transport::{Limits, Transport, TransportEvent, TransportKind, TransportStats};
+use sip_transport::{Limits, Transport, TransportEvent, TransportStats};
 use tokio::sync::mpsc::Receiver;
 
 use crate::ServeArgs;
@@ -12,8 +12,7 @@ use crate::net;
 use crate::responder::{Reply, reply};
 
 pub(crate) async fn run(args: ServeArgs) -> u8 {
-    let explicit = !args.listen.is_empty();
-    let specs = if explicit {
+    let specs = if !args.listen.is_empty() {
         args.listen.clone()
     } else {
         default_listeners()
@@ -57,11 +56,6 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
                     args.quiet,
                 )));
                 transports.push(t);
-            }
-            Err(e)
-                if !explicit && !matches!(spec.kind, TransportKind::Udp | TransportKind::Tcp) =>
-            {
-                eprintln!("sipt: skipping {spec}: {e}");
             }
             Err(e) => {
                 eprintln!("sipt: cannot listen on {spec}: {e}");

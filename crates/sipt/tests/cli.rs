@@ -320,3 +320,50 @@ fn serve_prints_fingerprint_of_its_certificate() {
         "{first}"
     );
 }
+
+#[test]
+fn serve_and_ping_ws_and_wss() {
+    let srv = Server::start(&["ws:127.0.0.1:0", "wss:127.0.0.1:0"]);
+    let ws = format!("ws://{}", srv.addr("ws"));
+    let wss = format!("wss://{}/", srv.addr("wss"));
+    let (code, out, err) = sipt(&["ping", &ws, "--count", "2", "--interval", "10"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("200 OK from")).count(),
+        2,
+        "{out}"
+    );
+    let (code, out, err) = sipt(&["ping", &wss, "--insecure", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["transport"], "wss");
+    // sips:HOST;transport=ws is wss too.
+    let port = srv.addr("wss").port();
+    let (code, out, err) = sipt(&[
+        "ping",
+        &format!("sips:127.0.0.1:{port};transport=ws"),
+        "--insecure",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    for uri in [&ws, &wss] {
+        let (code, out, err) = sipt(&[
+            "bench",
+            uri,
+            "--insecure",
+            "--duration",
+            "2",
+            "--connections",
+            "2",
+            "--json",
+        ]);
+        assert_eq!(code, Some(0), "{uri}: {out}{err}");
+        let v: serde_json::Value =
+            serde_json::from_str(out.lines().last().expect("json")).expect("json");
+        assert_eq!(
+            (v["failed"].as_u64(), v["timeouts"].as_u64()),
+            (Some(0), Some(0)),
+            "{v}"
+        );
+        assert!(v["ok"].as_u64().is_some_and(|n| n > 100), "{v}");
+    }
+}
