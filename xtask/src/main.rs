@@ -4,7 +4,9 @@
 //! - `cargo xtask deps`      install the real peers the tests use (Debian packages), if missing
 //! - `cargo xtask test-all`  format check, clippy, every test in the workspace, feature matrix
 //! - `cargo xtask fuzz`      run every fuzz target briefly (`--seconds N`)
+//! - `cargo xtask bench`     side-by-side benchmarks against Kamailio (`--quick`: ~2 minutes)
 
+mod bench;
 mod deps;
 mod fuzz;
 mod test_all;
@@ -21,9 +23,10 @@ fn main() -> ExitCode {
         "deps" => deps::run(rest),
         "test-all" => test_all::run(rest),
         "fuzz" => fuzz::run(rest),
+        "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "cargo xtask <command>\n\n  deps       install test peers (SIPp, Kamailio, ...) from Debian packages when missing\n  test-all   fmt check, clippy -D warnings, all tests (the README's test command)\n  fuzz       run every fuzz target briefly: --seconds N [TARGET]"
+                "cargo xtask <command>\n\n  deps       install test peers (SIPp, Kamailio, ...) from Debian packages when missing\n  test-all   fmt check, clippy -D warnings, all tests (the README's test command)\n  fuzz       run every fuzz target briefly: --seconds N [TARGET]\n  bench      benchmarks against Kamailio, JSON + table (--quick for ~2 minutes)"
             );
             Ok(())
         }
