@@ -13,7 +13,12 @@ use sip_transport_api::{CertificateProblem, Error};
 
 /// Maps an I/O error from a TLS stream (handshake or later) for the connection to `peer`.
 /// `expected_name` is the server name we verified against, when we are the client.
-pub(crate) fn map_io_error(err: io::Error, peer: SocketAddr, expected_name: Option<&str>) -> Error {
+///
+/// A `rustls::Error` inside the I/O error becomes `Error::TlsCertificate` (certificate
+/// problems, ours or theirs: not recoverable) or `Error::TlsHandshake`; anything else is
+/// `Error::Io`. Public, as [`map_handshake_error`](crate::map_handshake_error), so that other
+/// transports running rustls over their own streams (WSS) report the same errors.
+pub fn map_io_error(err: io::Error, peer: SocketAddr, expected_name: Option<&str>) -> Error {
     let tls = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())

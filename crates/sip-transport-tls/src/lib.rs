@@ -14,6 +14,8 @@
 //!   certificate or a caller-made `rustls::ClientConfig`, keepalive.
 //! - SNI and name verification use `Destination::server_name` (the SIP URI host), falling back
 //!   to the destination's IP address (an IP subjectAltName).
+//! - [`map_handshake_error`] turns what rustls reports into the api's typed errors; public so
+//!   that other transports running rustls over their own streams (WSS) report the same errors.
 //! - The crypto provider is passed explicitly (`ring` by default, `aws-lc-rs` opt-in); this
 //!   crate never installs a process-wide default.
 //!
@@ -50,6 +52,10 @@ mod rustls_config;
 pub use config::{CertifiedKeySource, ClientAuth, ServerIdentity, ServerVerification, TlsConfig};
 pub use connector::TlsConnector;
 pub use pem::PemSource;
+
+/// Maps an I/O error from a rustls stream (tokio-rustls handshake, read or write) to the api's
+/// `Error::TlsCertificate` / `Error::TlsHandshake` / `Error::Io`, as this crate reports them.
+pub use handshake_error::map_io_error as map_handshake_error;
 
 /// Re-exported so callers can build their own configurations with the same rustls.
 pub use rustls;

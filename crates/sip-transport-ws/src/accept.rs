@@ -17,12 +17,12 @@ use tracing::{Instrument, debug, debug_span, warn};
 
 use sip_transport_api::stats::inc;
 use sip_transport_api::{Direction, Error, FlowId, TransportEvent};
+use sip_transport_tls::map_handshake_error;
 
 use crate::connection::{ConnInfo, drive};
 use crate::registry::{Entry, Slot};
 use crate::shared::Shared;
 use crate::stream::WsIo;
-use crate::tls_error::map_io_error;
 
 /// Accepts until the transport closes.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, local: SocketAddr) {
@@ -85,7 +85,7 @@ async fn accept_one(
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
                 let stream = acceptor.accept(tcp).await.map_err(|e| {
                     debug!(error = %e, "TLS handshake failed");
-                    report(&shared, peer, map_io_error(e, peer, None));
+                    report(&shared, peer, map_handshake_error(e, peer, None));
                 })?;
                 WsIo::Server(Box::new(stream))
             }

@@ -18,13 +18,13 @@ use tracing::{Instrument, debug, debug_span};
 
 use sip_transport_api::stats::inc;
 use sip_transport_api::{Destination, Direction, Error, FlowId, Result};
+use sip_transport_tls::map_handshake_error;
 
 use crate::WsScheme;
 use crate::connection::{ConnInfo, drive};
 use crate::registry::{DialKey, DialState, Entry, Refused, Route};
 use crate::shared::Shared;
 use crate::stream::WsIo;
-use crate::tls_error::map_io_error;
 use crate::upgrade::{client_request, host_of};
 
 /// An open flow to `dest` over `scheme`: an existing one that serves it, the one a concurrent
@@ -159,7 +159,7 @@ async fn open(shared: &Shared, dest: &Destination, scheme: WsScheme) -> Result<O
                 let tls = connector
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| map_io_error(e, peer, Some(&host)))?;
+                    .map_err(|e| map_handshake_error(e, peer, Some(&host)))?;
                 WsIo::Client(Box::new(tls))
             }
         };

@@ -51,7 +51,6 @@ mod dial;
 mod registry;
 mod shared;
 mod stream;
-mod tls_error;
 mod transport;
 mod upgrade;
 
