@@ -262,4 +262,44 @@ mod tests {
         };
         assert!(!duplicate(&e, peer).is_recoverable());
     }
+
+    /// What a failed `wss` handshake reports, through the TLS crate's mapping (this test came
+    /// with it from the crate's former copy of that mapping).
+    #[test]
+    fn tls_certificate_errors_are_final_others_not() {
+        use rustls::CertificateError;
+        let peer: SocketAddr = "127.0.0.1:443".parse().expect("addr");
+        let wrapped = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let e = map_handshake_error(
+            wrapped(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+            peer,
+            Some("localhost"),
+        );
+        assert!(matches!(
+            e,
+            Error::TlsCertificate {
+                reason: CertificateProblem::UnknownIssuer,
+                ..
+            }
+        ));
+        assert!(!e.is_recoverable());
+        let e = map_handshake_error(
+            wrapped(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName,
+            )),
+            peer,
+            Some("a.example"),
+        );
+        assert!(e.to_string().contains("a.example"), "{e}");
+        let e = map_handshake_error(wrapped(rustls::Error::HandshakeNotComplete), peer, None);
+        assert!(matches!(e, Error::TlsHandshake { .. }) && e.is_recoverable());
+        let e = map_handshake_error(
+            io::Error::from(io::ErrorKind::ConnectionReset),
+            peer,
+            None,
+        );
+        assert!(matches!(e, Error::Io { .. }));
+    }
 }
