@@ -1,8 +1,69 @@
 //! # sip-transport
 //!
-//! The facade: re-exports the contract ([`sip_transport_api`]) and, behind the cargo features
-//! `udp`, `tcp`, `tls` and `ws`, each protocol crate; behind `dns`, RFC 3263 server location
-//! ([`dns`]).
+//! The facade of the sip-transport crates: the contract ([`sip_transport_api`], re-exported
+//! here), each protocol crate behind its cargo feature (`udp`, `tcp`, `tls`, `ws`; all on by
+//! default), RFC 3263 server location behind `dns` (on by default), and what ties them
+//! together:
+//!
+//! - [`prelude`]: the names most programs need;
+//! - `bind_udp(addr)`, `bind_tcp(addr)`, `bind_tls(addr, cert, key)`, `bind_ws(addr)`,
+//!   `bind_wss(addr, cert, key)`: one-line listeners ([`bind`](mod@bind));
+//! - [`TransportFactory`]: a client transport of the right kind from a `sip:`/`sips:` URI;
+//! - [`TransportManager`]: holds transports, merges their events, and sends: over an open
+//!   flow first, responses per RFC 3261 §18.2.2, requests to a URI through RFC 3263 with
+//!   failover, hold-back, health checks, load balancing and throttling, and the UDP size rule
+//!   of RFC 3261 §18.1.1;
+//! - behind `metrics` (off by default): the counters through the `metrics` facade crate.
+//!
+//! Every combination of features compiles: a manager without `dns` reaches numeric hosts
+//! only, a factory without `tls` answers `Error::TransportUnavailable` for `sips:` URIs.
+//!
+//! ```
+//! use sip_transport::{TargetUri, TransportFactory, TransportKind};
+//!
+//! let uri: TargetUri = "sip:[2001:db8::1]:5070;transport=tcp".parse()?;
+//! assert_eq!(TransportFactory::kind_for_uri(&uri)?, TransportKind::Tcp);
+//! // `sips:` means TLS or WSS, and never downgrades to UDP (RFC 3261 §26.2.2).
+//! let secure: TargetUri = "sips:example.com;transport=ws".parse()?;
+//! assert_eq!(TransportFactory::kind_for_uri(&secure)?, TransportKind::Wss);
+//! assert!(matches!(
+//!     "sips:example.com;transport=udp".parse::<TargetUri>(),
+//!     Err(sip_transport::Error::InvalidUri { .. })
+//! ));
+//! # Ok::<(), sip_transport::Error>(())
+//! ```
+#![cfg_attr(
+    all(feature = "udp", feature = "tcp", feature = "dns"),
+    doc = r##"
+With the default features, a client from a URI, and a manager sending by RFC 3263:
+
+```no_run
+use sip_transport::prelude::*;
+
+# async fn run(request: Message) -> sip_transport::Result<()> {
+// A client transport for a URI: here TCP, bound to an ephemeral port.
+let factory = TransportFactory::new();
+let client = factory.create_from_uri("sip:192.0.2.10:5060;transport=tcp").await?;
+let dest = client.destination().expect("a numeric host needs no DNS");
+client.transport.send_message(&request, &dest).await?;
+
+// A manager over a UDP and a TCP listener, one merged event stream.
+let (manager, mut events) = TransportManager::new(ManagerConfig::default())?;
+manager.add(bind_udp(([0, 0, 0, 0], 5060)).await?)?;
+manager.add(bind_tcp(([0, 0, 0, 0], 5060)).await?)?;
+let sent = manager.send_message(&request, SendTo::uri("sip:example.com")?).await?;
+println!("{} to {:?} after {} attempt(s)", sent.kind, sent.destination, sent.attempts);
+while let Some(event) = events.recv().await {
+    if let Some(received) = event.message() {
+        if received.message.is_request() {
+            // answer: manager.send_message(&response, received) routes it per RFC 3261 §18.2.2
+        }
+    }
+}
+# Ok(()) }
+```
+"##
+)]
 
 pub use sip_transport_api::*;
 
@@ -22,8 +83,29 @@ pub use sip_transport_tls as tls;
 #[cfg(feature = "ws")]
 pub use sip_transport_ws as ws;
 
+pub mod bind;
 #[cfg(feature = "dns")]
 pub mod dns;
+pub mod factory;
+pub mod manager;
+pub mod prelude;
+pub mod uri;
 
+#[cfg(feature = "tcp")]
+pub use bind::bind_tcp;
+#[cfg(feature = "tls")]
+pub use bind::bind_tls;
+#[cfg(feature = "udp")]
+pub use bind::bind_udp;
+#[cfg(feature = "ws")]
+pub use bind::bind_ws;
+#[cfg(all(feature = "ws", feature = "tls"))]
+pub use bind::bind_wss;
 #[cfg(feature = "dns")]
-pub use dns::{SipResolver, SipResolverConfig, TargetUri};
+pub use dns::{SipResolver, SipResolverConfig};
+pub use factory::{CreatedTransport, TransportFactory};
+pub use manager::{
+    HealthCheck, LoadBalancing, ManagerConfig, ManagerEvent, ManagerStats, SendTo, Sent,
+    TransportId, TransportManager,
+};
+pub use uri::TargetUri;

@@ -1,8 +1,10 @@
-//! What RFC 3263 reads from a SIP URI ([`TargetUri`]) or a Via header ([`SentBy`]).
+//! What the transport layer reads from a SIP URI ([`TargetUri`]) or a Via header
+//! ([`SentBy`]): the input of the factory, the manager and RFC 3263 server location.
 //!
-//! Only the parts server location needs: scheme (sip or sips), host, port, the `transport`
+//! Only the parts transport selection needs: scheme (sip or sips), host, port, the `transport`
 //! and `maddr` parameters. [`TargetUri::parse`] is a small parser for exactly those parts,
 //! not a general SIP URI parser: user info, other parameters and headers are skipped.
+//! Compiled with every feature set (the factory needs it without `dns`).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -10,7 +12,14 @@ use std::str::FromStr;
 
 use sip_transport_api::{Error, Result, TransportKind, Via};
 
-use super::records::normalize_name;
+/// Lower case, without the trailing dot: the one form names are compared and cached in.
+/// The root name (`.`) becomes the empty string.
+pub fn normalize_name(name: &str) -> String {
+    name.trim()
+        .strip_suffix('.')
+        .unwrap_or(name.trim())
+        .to_ascii_lowercase()
+}
 
 /// A host: a numeric address or a domain name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -125,18 +134,22 @@ impl TargetUri {
 
     /// Parses `sip:[user@]host[:port][;params][?headers]` or the same with `sips:`, reading
     /// the `transport` and `maddr` parameters. A transport this crate does not implement
-    /// (e.g. `sctp`) is an error rather than silently another transport.
+    /// (e.g. `sctp`) is an error rather than silently another transport, and so is
+    /// `transport=udp` on a SIPS URI (a downgrade). Errors are [`Error::InvalidUri`].
     pub fn parse(uri: &str) -> Result<TargetUri> {
-        let uri = uri.trim();
+        Self::parse_parts(uri.trim()).map_err(|reason| invalid_uri(uri, reason))
+    }
+
+    fn parse_parts(uri: &str) -> std::result::Result<TargetUri, String> {
         let (scheme, rest) = uri
             .split_once(':')
-            .ok_or_else(|| bad(format!("not a SIP URI: {uri:?}")))?;
+            .ok_or_else(|| "not a SIP URI (no scheme)".to_owned())?;
         let secure = if scheme.eq_ignore_ascii_case("sips") {
             true
         } else if scheme.eq_ignore_ascii_case("sip") {
             false
         } else {
-            return Err(bad(format!("unsupported URI scheme {scheme:?}")));
+            return Err(format!("unsupported URI scheme {scheme:?}"));
         };
         // '@' is never unescaped outside the user info (RFC 3261 §25.1).
         let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
@@ -150,15 +163,16 @@ impl TargetUri {
             let (name, value) = param.split_once('=').unwrap_or((param, ""));
             if name.trim().eq_ignore_ascii_case("transport") {
                 target.transport = Some(TransportKind::from_token(value).ok_or_else(|| {
-                    bad(format!(
-                        "unsupported transport parameter {:?}",
-                        value.trim()
-                    ))
+                    format!("unsupported transport parameter {:?}", value.trim())
                 })?);
             } else if name.trim().eq_ignore_ascii_case("maddr") {
-                target.maddr = Some(Host::parse(value)?);
+                target.maddr = Some(host_of(value)?);
             }
         }
+        // A SIPS URI with transport=udp can never be honoured: refuse it at parse time.
+        target
+            .transport_kind()
+            .map_err(|_| UDP_ON_SIPS.to_owned())?;
         Ok(target)
     }
 
@@ -177,7 +191,8 @@ impl TargetUri {
     }
 
     /// The transport the `transport` parameter asks for, read with the scheme: on a SIPS URI
-    /// `tcp` (and the deprecated `tls`) means TLS and `ws` means WSS, and `udp` is an error:
+    /// `tcp` (and the deprecated `tls`) means TLS and `ws` means WSS, and `udp` is an error
+    /// ([`Error::InvalidUri`]; [`TargetUri::parse`] refuses such a URI already):
     /// a SIPS URI asks for TLS on every hop (RFC 3261 §26.2.2), and an insecure transport
     /// would be a downgrade.
     pub fn transport_kind(&self) -> Result<Option<TransportKind>> {
@@ -190,9 +205,7 @@ impl TargetUri {
         match t {
             TransportKind::Tcp | TransportKind::Tls => Ok(Some(TransportKind::Tls)),
             TransportKind::Ws | TransportKind::Wss => Ok(Some(TransportKind::Wss)),
-            TransportKind::Udp => Err(bad(
-                "a SIPS URI cannot use transport=udp: it asks for TLS on every hop (RFC 3261 §26.2.2)".to_owned(),
-            )),
+            TransportKind::Udp => Err(invalid_uri(&self.to_string(), UDP_ON_SIPS.to_owned())),
         }
     }
 }
@@ -251,19 +264,23 @@ impl SentBy {
     }
 }
 
-fn split_host_port(hostport: &str) -> Result<(Host, Option<u16>)> {
+fn split_host_port(hostport: &str) -> std::result::Result<(Host, Option<u16>), String> {
     let hp = hostport.trim();
     let (host, port) = if let Some(r) = hp.strip_prefix('[') {
         let (h, after) = r
             .split_once(']')
-            .ok_or_else(|| bad(format!("unterminated IPv6 reference in {hp:?}")))?;
+            .ok_or_else(|| format!("unterminated IPv6 reference in {hp:?}"))?;
         let port = match after {
             "" => None,
             p => Some(
                 p.strip_prefix(':')
-                    .ok_or_else(|| bad(format!("junk after IPv6 reference in {hp:?}")))?,
+                    .ok_or_else(|| format!("junk after IPv6 reference in {hp:?}"))?,
             ),
         };
+        // Only an IPv6 address may be bracketed (RFC 3261 §25.1 IPv6reference).
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("invalid IPv6 reference in {hp:?}"));
+        }
         (h, port)
     } else {
         match hp.split_once(':') {
@@ -275,10 +292,29 @@ fn split_host_port(hostport: &str) -> Result<(Host, Option<u16>)> {
         None => None,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n != 0 => Some(n),
-            _ => return Err(bad(format!("invalid port {p:?}"))),
+            _ => return Err(format!("invalid port {p:?}")),
         },
     };
-    Ok((Host::parse(host)?, port))
+    Ok((host_of(host)?, port))
+}
+
+fn host_of(s: &str) -> std::result::Result<Host, String> {
+    Host::parse(s).map_err(|_| format!("invalid host {:?}", s.trim()))
+}
+
+const UDP_ON_SIPS: &str =
+    "a SIPS URI cannot use transport=udp: it asks for TLS on every hop (RFC 3261 §26.2.2)";
+
+/// The URI is kept to 256 bytes in the error (it came from the network, perhaps).
+fn invalid_uri(uri: &str, reason: String) -> Error {
+    let mut end = uri.len().min(256);
+    while !uri.is_char_boundary(end) {
+        end -= 1;
+    }
+    Error::InvalidUri {
+        uri: uri[..end].to_owned(),
+        reason,
+    }
 }
 
 fn bad(reason: String) -> Error {
@@ -331,7 +367,16 @@ mod tests {
             Some(Some(TransportKind::Ws))
         );
         assert_eq!(k("sip:a.example").ok(), Some(None));
-        assert!(k("sips:a.example;transport=udp").is_err());
+        assert!(matches!(
+            TargetUri::parse("sips:a.example;transport=udp"),
+            Err(Error::InvalidUri { .. })
+        ));
+        let mut downgraded = parse("sips:a.example");
+        downgraded.transport = Some(TransportKind::Udp);
+        assert!(matches!(
+            downgraded.transport_kind(),
+            Err(Error::InvalidUri { .. })
+        ));
     }
 
     #[test]
@@ -345,11 +390,13 @@ mod tests {
             "sip:example.com:70000",
             "sip:[::1",
             "sip:[::1]x",
+            "sip:[example.com]",
+            "sips:example.com;transport=udp",
             "sip:example.com;transport=sctp",
             "sip:a..b",
         ] {
             assert!(
-                matches!(TargetUri::parse(s), Err(Error::InvalidDestination { .. })),
+                matches!(TargetUri::parse(s), Err(Error::InvalidUri { .. })),
                 "{s}"
             );
         }

@@ -49,8 +49,8 @@ mod records;
 mod resolver;
 mod select;
 mod srv;
-mod uri;
 
+pub use crate::uri::{Host, SentBy, TargetUri};
 pub use cache::{CacheConfig, CacheStats, DnsCache};
 pub use naptr::{naptr_targets, service_transport};
 pub use policy::{IpOrder, ResolvePolicy};
@@ -61,4 +61,3 @@ pub use records::{
 pub use resolver::{ResolverStats, SipResolver, SipResolverConfig};
 pub use select::{Step, Target, locate_response, locate_server, srv_prefix};
 pub use srv::{DefaultRandom, SrvRandom, order_srv};
-pub use uri::{Host, SentBy, TargetUri};

@@ -66,14 +66,7 @@ impl fmt::Display for Query {
     }
 }
 
-/// Lower case, without the trailing dot: the one form names are compared and cached in.
-/// The root name (`.`) becomes the empty string.
-pub fn normalize_name(name: &str) -> String {
-    name.trim()
-        .strip_suffix('.')
-        .unwrap_or(name.trim())
-        .to_ascii_lowercase()
-}
+pub use crate::uri::normalize_name;
 
 /// A NAPTR record (RFC 3403 §4.1), as far as RFC 3263 §4.1 uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]

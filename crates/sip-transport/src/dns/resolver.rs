@@ -22,7 +22,7 @@ use super::policy::ResolvePolicy;
 use super::records::{Answer, DnsRecords, Query};
 use super::select::{Step, Target, locate_response, locate_server};
 use super::srv::{DefaultRandom, SrvRandom};
-use super::uri::{SentBy, TargetUri};
+use crate::uri::{SentBy, TargetUri};
 
 /// Selection takes at most NAPTR → SRV → A/AAAA rounds (or SRV → A/AAAA → A/AAAA); the
 /// bound only guards against a selection bug looping.
@@ -343,7 +343,7 @@ mod tests {
         // The manager spawns resolutions on a multi-threaded runtime.
         send(&r.resolve(&uri));
         let sent_by = SentBy {
-            host: super::super::uri::Host::Name("example.test".into()),
+            host: crate::uri::Host::Name("example.test".into()),
             port: None,
             transport: sip_transport_api::TransportKind::Udp,
         };

@@ -15,7 +15,7 @@ use super::naptr::naptr_targets;
 use super::policy::{IpOrder, ResolvePolicy};
 use super::records::{AdditionalAddress, Answer, DnsRecords, Query, RecordType};
 use super::srv::{SrvRandom, order_srv};
-use super::uri::{Host, SentBy, TargetUri};
+use crate::uri::{Host, SentBy, TargetUri};
 
 /// One place to try: a transport, an address and the name to verify TLS against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,6 +27,12 @@ pub struct Target {
     /// The SIP domain from the URI (RFC 5922 §4), for TLS verification, SNI and the WebSocket
     /// `Host`; `None` for a numeric host. Never the SRV target.
     pub server_name: Option<Arc<str>>,
+    /// The priority of the SRV record this target came from (RFC 2782: lower first); 0 when
+    /// no SRV record was involved. Targets of one priority are equals a load balancer may
+    /// spread over.
+    pub priority: u16,
+    /// The weight of that SRV record (RFC 2782); 0 when no SRV record was involved.
+    pub weight: u16,
 }
 
 impl Target {
@@ -108,6 +114,8 @@ pub fn locate_server(
                     kind,
                     addr: SocketAddr::new(*ip, port),
                     server_name,
+                    priority: 0,
+                    weight: 0,
                 }]
             }));
         }
@@ -203,6 +211,8 @@ pub fn locate_response(
                 kind,
                 addr: SocketAddr::new(*ip, port),
                 server_name: None,
+                priority: 0,
+                weight: 0,
             }]));
         }
         Host::Name(n) => n.as_str(),
@@ -251,6 +261,8 @@ struct Walk<'a> {
     records: &'a DnsRecords,
     rng: &'a mut dyn SrvRandom,
     server_name: Option<Arc<str>>,
+    /// Priority and weight of the SRV record whose target is being added.
+    srv_rank: (u16, u16),
     missing: Vec<Query>,
     targets: Vec<Target>,
     unavailable: bool,
@@ -269,6 +281,7 @@ impl<'a> Walk<'a> {
             records,
             rng,
             server_name,
+            srv_rank: (0, 0),
             missing: Vec::new(),
             targets: Vec::new(),
             unavailable: false,
@@ -332,8 +345,10 @@ impl<'a> Walk<'a> {
         }
         let ordered = order_srv(records, &mut *self.rng);
         for r in ordered.into_iter().take(self.policy.max_targets) {
+            self.srv_rank = (r.priority, r.weight);
             self.hosts(&r.target, r.port, kind, additional);
         }
+        self.srv_rank = (0, 0);
         SrvStatus::Present
     }
 
@@ -399,6 +414,8 @@ impl<'a> Walk<'a> {
                 kind,
                 addr,
                 server_name: self.server_name.clone(),
+                priority: self.srv_rank.0,
+                weight: self.srv_rank.1,
             });
         }
     }

@@ -260,8 +260,12 @@ fn explicit_transport_not_enabled_or_invalid() {
         Err(Error::InvalidDestination { .. })
     ));
     assert!(matches!(
-        run("sips:example.com;transport=udp", &DnsRecords::new()),
-        Err(Error::InvalidDestination { .. })
+        run_with(
+            &TargetUri::new(true, Host::Name("example.com".into())).with_transport(Udp),
+            &ResolvePolicy::default(),
+            &DnsRecords::new()
+        ),
+        Err(Error::InvalidUri { .. })
     ));
     // No transport parameter and none of UDP/TCP/TLS enabled.
     assert!(matches!(
@@ -586,6 +590,16 @@ fn srv_priority_then_weight() {
         other => panic!("{other:?}"),
     };
     assert_eq!(got(&mut |_| 0), ["192.0.2.31", "192.0.2.32", "192.0.2.30"]);
+    // Each target carries its SRV record's priority and weight (for load balancing).
+    let Step::Done(Ok(t)) = locate_server(&u, &p, &r, &mut first) else {
+        panic!("all records given");
+    };
+    let ranks: Vec<(u16, u16)> = t.iter().map(|t| (t.priority, t.weight)).collect();
+    assert_eq!(ranks, [(10, 10), (10, 90), (20, 0)]);
+    let Step::Done(Ok(t)) = locate_server(&uri("sip:192.0.2.1"), &p, &r, &mut first) else {
+        panic!("numeric host");
+    };
+    assert_eq!((t[0].priority, t[0].weight), (0, 0));
     // Draw 50: heavy's share (running sums 10, 100); priority 20 still last.
     let mut draws = vec![50u32, 0].into_iter();
     let mut scripted = move |_| draws.next().unwrap_or(0);
