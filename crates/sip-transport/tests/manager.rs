@@ -1,0 +1,387 @@
+//! `TransportManager` over real sockets on loopback, our own transports as peers: merged
+//! events from UDP and TCP, responses over the request's flow and reconnecting when it is
+//! gone (RFC 3261 §18.2.2), the UDP size rule moving a request to TCP with its Via rewritten
+//! (RFC 3261 §18.1.1), throttling, hold-back on refusal, and stats.
+#![cfg(all(feature = "udp", feature = "tcp"))]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sip_transport::prelude::*;
+use sip_transport::tcp::{TcpConfig, TcpTransport};
+use sip_transport::{Direction, bind_tcp, bind_udp};
+use sip_transport_testkit::{ok_response, options_request, request_with_body};
+use support::{Responder, WAIT, bounded, branch, next_message};
+use tokio::sync::mpsc;
+
+const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
+async fn next_event(events: &mut mpsc::Receiver<ManagerEvent>) -> ManagerEvent {
+    tokio::time::timeout(WAIT, events.recv())
+        .await
+        .expect("no manager event in time")
+        .expect("merged stream ended")
+}
+
+async fn next_manager_message(events: &mut mpsc::Receiver<ManagerEvent>) -> ManagerEvent {
+    loop {
+        let ev = next_event(events).await;
+        if ev.message().is_some() {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_events_from_udp_and_tcp_answered_back_and_counted() {
+    bounded(async {
+        let (manager, mut events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        let udp_id = manager
+            .add(bind_udp(LOOPBACK).await.expect("udp"))
+            .expect("add");
+        let tcp_id = manager
+            .add(bind_tcp(LOOPBACK).await.expect("tcp"))
+            .expect("add");
+        let addr = |id| manager.transport(id).expect("held").local_addr();
+        let (udp_addr, tcp_addr) = (addr(udp_id), addr(tcp_id));
+
+        let (uc, mut uc_events) = bind_udp(LOOPBACK).await.expect("udp client");
+        let (tc, mut tc_events) = TcpTransport::bind(TcpConfig::client()).await.expect("tcp");
+        let ureq = options_request("sip:m@127.0.0.1", "UDP", &uc.local_addr().to_string(), 1);
+        let treq = options_request("sip:m@127.0.0.1", "TCP", "client.invalid", 2);
+        uc.send_message(&ureq, &udp_addr.into())
+            .await
+            .expect("udp send");
+        tc.send_message(&treq, &tcp_addr.into())
+            .await
+            .expect("tcp send");
+
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let ev = next_manager_message(&mut events).await;
+            let m = ev.message().expect("message");
+            assert_eq!(ev.kind, m.kind);
+            let sent = manager
+                .send_message(&ok_response(&m.message), m)
+                .await
+                .expect("reply");
+            assert_eq!(
+                sent.transport, ev.transport,
+                "answered from where it arrived"
+            );
+            seen.push((ev.transport, ev.kind, branch(&m.message)));
+        }
+        seen.sort();
+        assert_eq!(seen[0].0, udp_id);
+        assert_eq!(seen[0].1, TransportKind::Udp);
+        assert_eq!(seen[1].1, TransportKind::Tcp);
+        assert_eq!(
+            next_message(&mut uc_events).await.message.status_code(),
+            Some(200)
+        );
+        assert_eq!(
+            next_message(&mut tc_events).await.message.status_code(),
+            Some(200)
+        );
+
+        let stats = manager.stats();
+        assert_eq!(stats.transports.len(), 2);
+        assert_eq!(stats.responses_sent, 2);
+        assert_eq!(stats.total.messages_received, 2);
+        assert_eq!(stats.total.messages_sent, 2);
+        assert_eq!(
+            stats.total.connections_open, 1,
+            "the TCP client's connection"
+        );
+        assert!(stats.events_forwarded >= 2);
+        let per: Vec<TransportKind> = stats.transports.iter().map(|t| t.kind).collect();
+        assert_eq!(per, [TransportKind::Udp, TransportKind::Tcp]);
+
+        manager.close().await;
+        assert!(manager.is_closed());
+        // The merged stream ends after the transports' last events.
+        let ended = tokio::time::timeout(WAIT, async {
+            let mut closed = 0;
+            while let Some(ev) = events.recv().await {
+                if matches!(ev.event, TransportEvent::Closed) {
+                    closed += 1;
+                }
+            }
+            closed
+        })
+        .await
+        .expect("stream ends");
+        assert_eq!(ended, 2);
+        let e = manager
+            .send_message(&treq, SendTo::address(TransportKind::Tcp, tcp_addr))
+            .await
+            .expect_err("closed");
+        assert!(matches!(e, Error::TransportClosed));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_over_the_request_flow_then_reconnect_to_sent_by() {
+    bounded(async {
+        let (manager, mut events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        let id = manager
+            .add(bind_tcp(LOOPBACK).await.expect("tcp"))
+            .expect("add");
+        let server = manager.transport(id).expect("held").local_addr();
+
+        // The client listens too: its Via sent-by is where a response goes without the flow.
+        let (client, mut client_events) = bind_tcp(LOOPBACK).await.expect("client");
+        let sent_by = client.local_addr().to_string();
+        let req = options_request("sip:m@127.0.0.1", "TCP", &sent_by, 1);
+        let client_flow = client
+            .send_message(&req, &server.into())
+            .await
+            .expect("send")
+            .expect("a flow");
+
+        let ev = next_manager_message(&mut events).await;
+        let received = ev.message().expect("message").clone();
+        let request_flow = received.flow.expect("TCP has flows");
+        let first = manager
+            .send_message(&ok_response(&received.message), &received)
+            .await
+            .expect("reply");
+        assert_eq!(
+            first.flow,
+            Some(request_flow),
+            "RFC 3261 §18.2.2: the request's flow"
+        );
+        assert_eq!(first.destination, None);
+        let got = next_message(&mut client_events).await;
+        assert_eq!(
+            got.flow,
+            Some(client_flow),
+            "back on the client's own connection"
+        );
+
+        // The client closes its connection: the next response reconnects to the sent-by.
+        assert!(client.close_flow(client_flow));
+        loop {
+            let ev = next_event(&mut events).await;
+            if let TransportEvent::ConnectionClosed { flow, .. } = ev.event
+                && flow == request_flow
+            {
+                break;
+            }
+        }
+        let second = manager
+            .send_message(&ok_response(&received.message), &received)
+            .await
+            .expect("reconnect");
+        assert_ne!(second.flow, Some(request_flow));
+        assert_eq!(
+            second.destination.map(|d| d.addr),
+            Some(client.local_addr()),
+            "received (127.0.0.1) and the sent-by port"
+        );
+        let got = tokio::time::timeout(WAIT, async {
+            loop {
+                match client_events.recv().await {
+                    Some(TransportEvent::ConnectionOpened { direction, .. }) => {
+                        assert_eq!(direction, Direction::Inbound);
+                    }
+                    Some(TransportEvent::Message(m)) => return m,
+                    Some(_) => {}
+                    None => panic!("client events ended"),
+                }
+            }
+        })
+        .await
+        .expect("second response");
+        assert_eq!(got.message.status_code(), Some(200));
+        assert_ne!(got.flow, Some(client_flow));
+
+        // A known flow that is gone is an error when asked for explicitly.
+        let e = manager
+            .send_message(&req, SendTo::Flow(request_flow))
+            .await
+            .expect_err("gone");
+        assert!(matches!(e, Error::FlowClosed { .. }) && e.is_recoverable());
+        manager.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_udp_request_goes_over_tcp_with_the_via_rewritten() {
+    bounded(async {
+        let mut receiver = Responder::start(bind_tcp(LOOPBACK).await.expect("tcp listener"));
+        let port = receiver.port();
+        let (manager, _events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        manager
+            .add(bind_udp(LOOPBACK).await.expect("udp"))
+            .expect("add");
+
+        let big = request_with_body("MESSAGE", "UDP", "127.0.0.1:5099", 1, 2000);
+        assert!(big.len() > 1300);
+        let to = SendTo::uri(&format!("sip:127.0.0.1:{port}")).expect("uri");
+        // Without a TCP transport there is nowhere to move it: the UDP rule's error.
+        let e = manager
+            .send_message(&big, to.clone())
+            .await
+            .expect_err("no tcp");
+        assert!(matches!(e, Error::UdpMessageTooLarge { size, limit: 1300 } if size == big.len()));
+        assert!(!e.is_recoverable());
+
+        manager
+            .add(
+                TcpTransport::bind(TcpConfig::client())
+                    .await
+                    .expect("tcp client"),
+            )
+            .expect("add");
+        let sent = manager.send_message(&big, to.clone()).await.expect("sent");
+        assert_eq!(sent.kind, TransportKind::Tcp);
+        assert!(sent.via_rewritten);
+        let got = receiver.next_request().await;
+        assert_eq!(got.kind, TransportKind::Tcp);
+        let via = got.message.top_via().expect("via");
+        assert_eq!(
+            via.transport(),
+            "TCP",
+            "RFC 3261 §18.1.1: the top Via follows"
+        );
+        assert_eq!(via.host(), "127.0.0.1");
+        assert_eq!(via.port(), Some(5099));
+        assert_eq!(via.branch(), big.top_via().expect("via").branch());
+        assert_eq!(got.message.body(), big.body());
+        assert_eq!(manager.stats().udp_to_tcp, 1);
+
+        // A small request to the same URI stays on UDP.
+        let small = options_request("sip:x@127.0.0.1", "UDP", "127.0.0.1:5099", 2);
+        let sent = manager.send_message(&small, to).await.expect("small");
+        assert_eq!(sent.kind, TransportKind::Udp);
+        assert!(!sent.via_rewritten);
+        manager.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_caps_requests_per_destination_not_responses() {
+    bounded(async {
+        let mut peer = Responder::start(bind_udp(LOOPBACK).await.expect("peer"));
+        let dest: SocketAddr = ([127, 0, 0, 1], peer.port()).into();
+        let config = ManagerConfig::default().with_max_sends_per_second(5);
+        let (manager, _events) = TransportManager::new(config).expect("m");
+        manager
+            .add(bind_udp(LOOPBACK).await.expect("udp"))
+            .expect("add");
+        let to = SendTo::address(TransportKind::Udp, dest);
+        for n in 0..5 {
+            let req = options_request("sip:x@127.0.0.1", "UDP", "127.0.0.1:5099", n);
+            manager
+                .send_message(&req, to.clone())
+                .await
+                .expect("within the cap");
+        }
+        let req = options_request("sip:x@127.0.0.1", "UDP", "127.0.0.1:5099", 9);
+        let e = manager
+            .send_message(&req, to.clone())
+            .await
+            .expect_err("over");
+        assert!(
+            matches!(e, Error::Throttled { destination, limit: 5 } if destination == dest),
+            "{e:?}"
+        );
+        assert!(e.is_recoverable());
+        // Responses are not throttled.
+        let resp = ok_response(&req);
+        manager
+            .send_message(&resp, to.clone())
+            .await
+            .expect("response");
+        let stats = manager.stats();
+        assert_eq!(
+            (stats.throttled, stats.requests_sent, stats.send_errors),
+            (1, 5, 1)
+        );
+        assert_eq!(peer.drain_count(Duration::from_millis(300)).await, 5);
+        // The bucket refills: one more after a fifth of a second.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        manager.send_message(&req, to).await.expect("refilled");
+        manager.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_target_is_held_back_then_readmitted_after_the_hold_time() {
+    bounded(async {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
+            l.local_addr().expect("addr").port()
+        };
+        let dest: SocketAddr = ([127, 0, 0, 1], port).into();
+        let config = ManagerConfig::default().with_hold_time(Duration::from_millis(300));
+        let (manager, _events) = TransportManager::new(config).expect("m");
+        manager
+            .add(TcpTransport::bind(TcpConfig::client()).await.expect("tcp"))
+            .expect("add");
+        let req = options_request("sip:x@127.0.0.1", "TCP", "client.invalid", 1);
+        let to = SendTo::address(TransportKind::Tcp, dest);
+        let e = manager
+            .send_message(&req, to.clone())
+            .await
+            .expect_err("refused");
+        assert!(e.is_recoverable(), "{e}");
+        let held = manager.held_targets();
+        assert_eq!(held.len(), 1);
+        assert_eq!((held[0].kind, held[0].addr), (TransportKind::Tcp, dest));
+        assert_eq!(manager.stats().targets_held_back, 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(manager.held_targets().is_empty(), "hold time over");
+        assert_eq!(manager.stats().targets_held_total, 1);
+        // No transport of a kind: typed, not recoverable.
+        let e = manager
+            .send_message(&req, SendTo::address(TransportKind::Tls, dest))
+            .await
+            .expect_err("no tls");
+        assert!(matches!(
+            e,
+            Error::TransportUnavailable {
+                kind: TransportKind::Tls
+            }
+        ));
+        manager.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_uri_goes_over_a_v6_capable_transport() {
+    bounded(async {
+        let mut peer = Responder::start(bind_udp(([0u16; 8], 0)).await.expect("v6 peer"));
+        let (manager, mut events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        manager
+            .add(bind_udp(LOOPBACK).await.expect("v4"))
+            .expect("add");
+        let v6 = manager
+            .add(
+                bind_udp(SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 0)))
+                    .await
+                    .expect("v6"),
+            )
+            .expect("add");
+        let uri = format!("sip:[::1]:{}", peer.port());
+        let req = options_request(&uri, "UDP", "[::1]:5099", 1);
+        let sent = manager
+            .send_message(&req, SendTo::uri(&uri).expect("uri"))
+            .await
+            .expect("sent");
+        assert_eq!(sent.transport, v6, "the IPv4 socket cannot reach [::1]");
+        assert!(peer.next_request().await.source.is_ipv6());
+        let ev = next_manager_message(&mut events).await;
+        assert_eq!(ev.message().expect("m").message.status_code(), Some(200));
+        manager.close().await;
+    })
+    .await;
+}
