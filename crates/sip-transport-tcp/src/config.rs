@@ -10,6 +10,7 @@ use std::time::Duration;
 use sip_transport_api::{Limits, Result};
 
 use crate::StreamConnector;
+use crate::proxy::ProxyProtocolConfig;
 
 /// Settings shared by the stream transports (TCP, and TLS around it). `Default` listens on
 /// `0.0.0.0:5060` (RFC 3261 §19.1.2) with [`Limits::default`] and no client keepalive.
@@ -30,6 +31,9 @@ pub struct StreamConfig {
     pub backlog: u32,
     /// Set `TCP_NODELAY` on every connection (SIP messages are small and latency-bound).
     pub nodelay: bool,
+    /// Require a PROXY protocol header (v1 or v2) from a trusted load balancer on every
+    /// accepted connection, and use the client address it carries. `None` (default): off.
+    pub proxy_protocol: Option<ProxyProtocolConfig>,
 }
 
 /// The TCP transport's configuration: the shared stream settings.
@@ -44,6 +48,7 @@ impl Default for StreamConfig {
             listen: true,
             backlog: 1024,
             nodelay: true,
+            proxy_protocol: None,
         }
     }
 }
@@ -96,6 +101,12 @@ impl StreamConfig {
     /// Sets [`StreamConfig::nodelay`].
     pub fn with_nodelay(mut self, nodelay: bool) -> Self {
         self.nodelay = nodelay;
+        self
+    }
+
+    /// Sets [`StreamConfig::proxy_protocol`].
+    pub fn with_proxy_protocol(mut self, proxy: Option<ProxyProtocolConfig>) -> Self {
+        self.proxy_protocol = proxy;
         self
     }
 }

@@ -11,6 +11,10 @@
 //! - [`StreamConnector`] is the only part that differs between TCP and TLS: what runs on a fresh
 //!   TCP socket before SIP flows over it (nothing for TCP, a handshake for TLS).
 //! - [`TcpTransport`] = `StreamTransport<TcpConnector>`, configured by [`TcpConfig`].
+//! - Behind a layer-4 load balancer, [`StreamConfig::proxy_protocol`] takes the PROXY
+//!   protocol header (v1 or v2, [`proxy`]) off each accepted connection, from trusted
+//!   sources only, before the connector (TLS) sees a byte; the client's address becomes the
+//!   message source.
 //!
 //! ## Another stream protocol on the same machinery (how TLS plugs in)
 //!
@@ -45,11 +49,13 @@ mod dial;
 mod driver;
 mod listener;
 mod pool;
+pub mod proxy;
 mod tasks;
 mod tcp;
 mod transport;
 
 pub use config::{StreamConfig, StreamTransportConfig, TcpConfig};
 pub use connector::StreamConnector;
+pub use proxy::{IpPrefix, ProxyProtocolConfig};
 pub use tcp::{TcpConnector, TcpTransport};
 pub use transport::StreamTransport;

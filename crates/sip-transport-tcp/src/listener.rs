@@ -3,6 +3,10 @@
 //! connection, which runs the connector's server side under the handshake timeout and
 //! concurrency limit (connections over the limit are refused and counted, never queued: a
 //! flood of silent peers must not delay everyone else's handshake), then the driver.
+//!
+//! With PROXY protocol on, a connection from an untrusted source is refused at accept, and the
+//! header is read (under the same concurrency limit) before the connector's handshake; the
+//! client address it carries becomes the connection's peer.
 
 use std::io;
 use std::net::SocketAddr;
@@ -51,6 +55,16 @@ pub(crate) async fn run<C: StreamConnector>(
             }
         };
         let peer = canonical(peer);
+        if let Some(proxy) = &shared.config.proxy_protocol
+            && !proxy.is_trusted(peer.ip())
+        {
+            // Only a trusted balancer may name another client address; anyone else is refused
+            // rather than served under their own address, so a misrouted client shows up.
+            inc(&shared.counters.connections_refused);
+            tracing::debug!(%peer, "PROXY protocol: source not trusted; connection refused");
+            drop(tcp);
+            continue;
+        }
         let slot = match shared.pool.reserve_inbound(peer.ip()) {
             Ok(slot) => slot,
             Err(why) => {
@@ -61,17 +75,11 @@ pub(crate) async fn run<C: StreamConnector>(
                 continue;
             }
         };
-        let local = tcp.local_addr().map(canonical).unwrap_or(shared.local);
-        let conn = Arc::new(Connection::new(
-            peer,
-            local,
-            Direction::Inbound,
-            shared.config.limits.write_queue_depth,
-        ));
         let span = tracing::info_span!(
-            "sip_conn", kind = %shared.kind, peer = %peer, dir = "in", flow = %conn.flow,
+            "sip_conn", kind = %shared.kind, peer = %peer, dir = "in",
+            flow = tracing::field::Empty, client = tracing::field::Empty,
         );
-        let task = |token| serve(Arc::clone(&shared), tcp, conn, slot, token).instrument(span);
+        let task = |token| serve(Arc::clone(&shared), tcp, peer, slot, token).instrument(span);
         shared.tasks.spawn(task);
     }
     tracing::debug!("listener stopped");
@@ -86,15 +94,15 @@ pub(crate) async fn run<C: StreamConnector>(
 )]
 fn serve<C: StreamConnector>(
     shared: Arc<Shared<C>>,
-    tcp: TcpStream,
-    conn: Arc<Connection>,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
     slot: Slot,
     token: TaskToken,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let _token = token;
         let _ = tcp.set_nodelay(shared.config.nodelay);
-        let peer: SocketAddr = conn.peer;
+        let local = tcp.local_addr().map(canonical).unwrap_or(shared.local);
         let limits = &shared.config.limits;
         let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {
             inc(&shared.counters.connections_refused);
@@ -104,6 +112,33 @@ fn serve<C: StreamConnector>(
             );
             return;
         };
+        // PROXY protocol first: its header precedes the TLS ClientHello (and SIP). Boxed for
+        // the same reason as the handshake below.
+        let client = match &shared.config.proxy_protocol {
+            None => peer,
+            Some(proxy) => {
+                let read = Box::pin(async {
+                    tokio::select! {
+                        r = crate::proxy::read_header(&mut tcp, peer, proxy) => r,
+                        _ = shared.reached(Phase::Draining) => Err(Error::TransportClosed),
+                    }
+                })
+                .await;
+                match read {
+                    Ok(client) => client,
+                    Err(Error::TransportClosed) => return,
+                    Err(e) => {
+                        inc(&shared.counters.connections_refused);
+                        tracing::debug!(error = %e, "PROXY header refused");
+                        shared.report(Some(peer), None, e);
+                        return;
+                    }
+                }
+            }
+        };
+        if client != peer {
+            tracing::Span::current().record("client", tracing::field::display(client));
+        }
         // Boxed: the handshake's state is freed once it is done, instead of sitting in every
         // connection task for the connection's whole life.
         let accepted = Box::pin(async {
@@ -114,6 +149,13 @@ fn serve<C: StreamConnector>(
     })
     .await;
         drop(permit);
+        let conn = Arc::new(Connection::new(
+            client,
+            local,
+            Direction::Inbound,
+            limits.write_queue_depth,
+        ));
+        tracing::Span::current().record("flow", tracing::field::display(conn.flow));
         let stream = match accepted {
             Ok(s) => s,
             Err(Error::TransportClosed) => return,
