@@ -60,6 +60,12 @@ pub enum ClientTls {
     /// A complete rustls client configuration made by the caller (for example by the TLS
     /// crate, with client certificates). Used as given.
     Config(Arc<rustls::ClientConfig>),
+    /// The TLS crate's client settings: server verification, our client certificate (mutual
+    /// TLS) and crypto provider, built at bind by
+    /// [`TlsConfig::build_client_config`](sip_transport_tls::TlsConfig::build_client_config).
+    /// Its stream and listener settings do not apply. Set it with
+    /// [`WsConfig::with_client_tls_settings`].
+    Tls(Box<sip_transport_tls::TlsConfig>),
     /// **Accept any server certificate, for tests only.** Offers no protection against an
     /// active attacker. Set it with
     /// [`WsConfig::danger_accept_invalid_certs_for_tests`].
@@ -73,6 +79,7 @@ impl fmt::Debug for ClientTls {
             ClientTls::CaFile(p) => f.debug_tuple("CaFile").field(p).finish(),
             ClientTls::CaPem(p) => write!(f, "CaPem({} bytes)", p.len()),
             ClientTls::Config(_) => f.write_str("Config(..)"),
+            ClientTls::Tls(c) => f.debug_tuple("Tls").field(c).finish(),
             ClientTls::DangerAcceptInvalidCertsForTests => {
                 f.write_str("DangerAcceptInvalidCertsForTests")
             }
@@ -199,6 +206,13 @@ impl WsConfig {
     /// Uses a caller-made rustls client configuration for outbound `wss`.
     pub fn with_client_tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.client_tls = ClientTls::Config(config);
+        self
+    }
+
+    /// Outbound `wss` uses the TLS crate's client settings (server verification, client
+    /// certificate, crypto provider); see [`ClientTls::Tls`].
+    pub fn with_client_tls_settings(mut self, tls: sip_transport_tls::TlsConfig) -> Self {
+        self.client_tls = ClientTls::Tls(Box::new(tls));
         self
     }
 

@@ -295,11 +295,7 @@ mod tests {
         assert!(e.to_string().contains("a.example"), "{e}");
         let e = map_handshake_error(wrapped(rustls::Error::HandshakeNotComplete), peer, None);
         assert!(matches!(e, Error::TlsHandshake { .. }) && e.is_recoverable());
-        let e = map_handshake_error(
-            io::Error::from(io::ErrorKind::ConnectionReset),
-            peer,
-            None,
-        );
+        let e = map_handshake_error(io::Error::from(io::ErrorKind::ConnectionReset), peer, None);
         assert!(matches!(e, Error::Io { .. }));
     }
 }

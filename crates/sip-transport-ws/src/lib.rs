@@ -15,7 +15,9 @@
 //! - outbound `ws://` and `wss://` from the same transport ([`WsTransport::send_message_via`]);
 //!   a [`Destination`](sip_transport_api::Destination)'s `server_name` is the TLS name and
 //!   `Host`, its `resource` the request path; concurrent sends to a new destination share one
-//!   handshake; `wss` runs over our own rustls session (provider `ring`, chosen explicitly);
+//!   handshake; `wss` runs over our own rustls session, its client configuration built and
+//!   its handshake errors mapped by [`sip_transport_tls`] (provider `ring` by default, chosen
+//!   explicitly; [`ClientTls`] also takes the TLS crate's `TlsConfig`, for client certificates);
 //! - limits: frame and message size (`Limits::max_message_size`; larger → Close 1009 and an
 //!   `Error` event), handshake timeout (TLS and upgrade together), idle and write timeouts,
 //!   connections in total and per IP, concurrent handshakes, a bounded write queue per

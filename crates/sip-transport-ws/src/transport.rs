@@ -51,10 +51,15 @@ impl WsTransport {
             addr: config.bind,
             source,
         };
-        let client_tls =
-            client_tls::client_config(&config.client_tls).map_err(|e| Error::InvalidConfig {
-                reason: format!("client TLS: {e}"),
-            })?;
+        let client_tls = client_tls::client_config(&config.client_tls).map_err(|e| {
+            let reason = match e {
+                Error::InvalidConfig { reason } => reason,
+                other => other.to_string(),
+            };
+            Error::InvalidConfig {
+                reason: format!("client TLS: {reason}"),
+            }
+        })?;
         let listener = if config.listen {
             let std = std::net::TcpListener::bind(config.bind).map_err(bind_err)?;
             std.set_nonblocking(true).map_err(bind_err)?;
