@@ -31,22 +31,13 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// The `wss` listener's rustls configuration, built by the TLS crate (provider `ring`).
 fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_slice_iter(pki.server.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("cert");
-    let key = PrivateKeyDer::from_pem_slice(pki.server.key_pem.as_bytes()).expect("key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server config"),
-    )
+    sip_transport_tls::TlsConfig::default()
+        .with_certificate_pem(&pki.server.cert_pem, &pki.server.key_pem)
+        .build_server_config()
+        .expect("server config")
+        .expect("a server identity is set")
 }
 
 fn options(n: usize) -> tokio_tungstenite::tungstenite::Message {

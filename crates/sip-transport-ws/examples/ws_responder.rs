@@ -44,23 +44,11 @@ async fn main() {
     let ws_addr = args.next().unwrap_or_else(|| "127.0.0.1:8082".into());
     let wss_addr = args.next().unwrap_or_else(|| "127.0.0.1:8083".into());
     let pki = TestPki::generate();
-    let server_tls = {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = CertificateDer::pem_slice_iter(pki.server.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .expect("cert");
-        let key = PrivateKeyDer::from_pem_slice(pki.server.key_pem.as_bytes()).expect("key");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
-                .expect("server config"),
-        )
-    };
+    let server_tls = sip_transport_tls::TlsConfig::default()
+        .with_certificate_pem(&pki.server.cert_pem, &pki.server.key_pem)
+        .build_server_config()
+        .expect("server config")
+        .expect("a server identity is set");
     let ws = serve(WsConfig::new(ws_addr.parse().expect("ws address")));
     let wss =
         serve(WsConfig::new(wss_addr.parse().expect("wss address")).with_server_tls(server_tls));

@@ -8,11 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sip_transport_api::{FlowId, Message, ReceivedMessage, Transport, TransportEvent};
 use sip_transport_testkit::certs::TestPki;
 use sip_transport_testkit::ok_response;
+use sip_transport_tls::TlsConfig;
 use sip_transport_ws::{WsConfig, WsTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,20 +32,14 @@ pub struct TestCert {
     pub pki: TestPki,
 }
 
-/// A rustls server configuration (provider `ring`) for a certificate and key in PEM.
+/// A rustls server configuration for a certificate and key in PEM, built by the TLS crate
+/// (provider `ring`, no client certificates asked).
 pub fn server_config(cert_pem: &str, key_pem: &str) -> Arc<rustls::ServerConfig> {
-    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("certificate PEM");
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key PEM");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
-    Arc::new(server)
+    TlsConfig::default()
+        .with_certificate_pem(cert_pem, key_pem)
+        .build_server_config()
+        .expect("server config")
+        .expect("a server identity is set")
 }
 
 /// Generates a fresh test PKI.
