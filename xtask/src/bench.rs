@@ -318,16 +318,25 @@ fn load_part(
                     .args(["--concurrency", &conc.to_string()])
                     .args(["--timeout", "2000", "--json", "--insecure"]);
                 let server = descendants(&[pid]);
+                let child = BoundedChild::spawn(&mut cmd)?;
+                let gen_pid = child.pid();
+                // CPU sampled inside the run (after the connections are up, before the end),
+                // while the generator still exists in /proc.
+                let run = Duration::from_secs(plan.load_secs.into());
+                std::thread::sleep(Duration::from_millis(500));
                 let s0 = ticks_of(&server);
                 let a0 = all_ticks();
                 let t0 = Instant::now();
-                let child = BoundedChild::spawn(&mut cmd)?;
-                let gen_pid = child.pid();
-                let out = child.finish(Duration::from_secs(u64::from(plan.load_secs) + 30))?;
+                std::thread::sleep(run.saturating_sub(Duration::from_millis(900)));
                 let wall = t0.elapsed().as_secs_f64();
                 let s1 = ticks_of(&server);
                 let a1 = all_ticks();
-                let gen_ticks = a1.get(&gen_pid).copied().unwrap_or(0);
+                let out = child.finish(Duration::from_secs(u64::from(plan.load_secs) + 30))?;
+                let gen_ticks = a1
+                    .get(&gen_pid)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(a0.get(&gen_pid).copied().unwrap_or(0));
                 let foreign = foreign_ticks(&a0, &a1, &server, gen_pid);
                 let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
                 let tps = num(line, "tps");
