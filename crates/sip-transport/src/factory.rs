@@ -216,11 +216,27 @@ impl TransportFactory {
         if !Self::is_enabled(kind) {
             return Err(Error::TransportUnavailable { kind });
         }
-        let (transport, events): (Arc<dyn Transport>, _) = match kind {
+        let (transport, events) = self.bind_client(kind, peer).await?;
+        Ok(CreatedTransport {
+            transport,
+            events,
+            uri: None,
+        })
+    }
+
+    /// Binds the client transport of `kind` (a feature that is off: unavailable).
+    async fn bind_client(
+        &self,
+        kind: TransportKind,
+        peer: Option<IpAddr>,
+    ) -> Result<(Arc<dyn Transport>, mpsc::Receiver<TransportEvent>)> {
+        // Only read by the transports compiled in.
+        let _ = peer;
+        match kind {
             #[cfg(feature = "udp")]
             TransportKind::Udp => {
                 let (t, rx) = self.udp_client(peer)?;
-                (t, rx)
+                Ok((t, rx))
             }
             #[cfg(feature = "tcp")]
             TransportKind::Tcp => {
@@ -229,7 +245,7 @@ impl TransportFactory {
                     .with_bind(self.stream_bind(peer))
                     .with_limits(self.limits.clone());
                 let (t, rx) = TcpTransport::bind(config).await?;
-                (t, rx)
+                Ok((t, rx))
             }
             #[cfg(feature = "tls")]
             TransportKind::Tls => {
@@ -240,7 +256,7 @@ impl TransportFactory {
                     .with_bind(self.stream_bind(peer))
                     .with_limits(self.limits.clone());
                 let (t, rx) = sip_transport_tls::TlsTransport::bind(config).await?;
-                (t, rx)
+                Ok((t, rx))
             }
             #[cfg(feature = "ws")]
             TransportKind::Ws | TransportKind::Wss => {
@@ -258,16 +274,11 @@ impl TransportFactory {
                     .with_bind(self.stream_bind(peer))
                     .with_limits(self.limits.clone());
                 let (t, rx) = WsTransport::bind(config)?;
-                (t, rx)
+                Ok((t, rx))
             }
             #[allow(unreachable_patterns)]
-            _ => return Err(Error::TransportUnavailable { kind }),
-        };
-        Ok(CreatedTransport {
-            transport,
-            events,
-            uri: None,
-        })
+            _ => Err(Error::TransportUnavailable { kind }),
+        }
     }
 
     /// Stream clients bind port 0 of the configured address of the peer's family; with the

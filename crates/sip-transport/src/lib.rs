@@ -34,35 +34,10 @@
 //! ```
 #![cfg_attr(
     all(feature = "udp", feature = "tcp", feature = "dns"),
-    doc = r##"
-With the default features, a client from a URI, and a manager sending by RFC 3263:
-
-```no_run
-use sip_transport::prelude::*;
-
-# async fn run(request: Message) -> sip_transport::Result<()> {
-// A client transport for a URI: here TCP, bound to an ephemeral port.
-let factory = TransportFactory::new();
-let client = factory.create_from_uri("sip:192.0.2.10:5060;transport=tcp").await?;
-let dest = client.destination().expect("a numeric host needs no DNS");
-client.transport.send_message(&request, &dest).await?;
-
-// A manager over a UDP and a TCP listener, one merged event stream.
-let (manager, mut events) = TransportManager::new(ManagerConfig::default())?;
-manager.add(bind_udp(([0, 0, 0, 0], 5060)).await?)?;
-manager.add(bind_tcp(([0, 0, 0, 0], 5060)).await?)?;
-let sent = manager.send_message(&request, SendTo::uri("sip:example.com")?).await?;
-println!("{} to {:?} after {} attempt(s)", sent.kind, sent.destination, sent.attempts);
-while let Some(event) = events.recv().await {
-    if let Some(received) = event.message() {
-        if received.message.is_request() {
-            // answer: manager.send_message(&response, received) routes it per RFC 3261 §18.2.2
-        }
-    }
-}
-# Ok(()) }
-```
-"##
+    doc = "\nA client transport from a SIP URI:\n",
+    doc = include_str!("../docs/factory_example.md"),
+    doc = "\nA manager holding listeners, sending by RFC 3263 with failover, and answering:\n",
+    doc = include_str!("../docs/manager_example.md")
 )]
 
 pub use sip_transport_api::*;
@@ -109,3 +84,27 @@ pub use manager::{
     TransportId, TransportManager,
 };
 pub use uri::TargetUri;
+
+/// The README's Rust examples, compiled as doc tests (they need the default transports).
+#[cfg(all(doctest, feature = "udp", feature = "tcp", feature = "dns"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod readme_tests {
+    /// The README's `## Using the library` shows the crate docs' examples, byte for byte.
+    #[test]
+    fn readme_shows_the_crate_examples() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Using the library")
+            .nth(1)
+            .expect("README has a `## Using the library` section");
+        for example in [
+            include_str!("../docs/factory_example.md"),
+            include_str!("../docs/manager_example.md"),
+        ] {
+            assert!(section.contains(example), "README differs from:\n{example}");
+        }
+    }
+}

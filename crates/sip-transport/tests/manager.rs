@@ -86,6 +86,12 @@ async fn merged_events_from_udp_and_tcp_answered_back_and_counted() {
             Some(200)
         );
 
+        // The TCP writer counts a message once its write returns, which may be just after
+        // the peer has read it: wait (bounded) for the counters to settle.
+        let deadline = std::time::Instant::now() + WAIT;
+        while manager.stats().total.messages_sent < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let stats = manager.stats();
         assert_eq!(stats.transports.len(), 2);
         assert_eq!(stats.responses_sent, 2);

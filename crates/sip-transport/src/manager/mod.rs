@@ -214,18 +214,24 @@ impl Drop for Inner {
 /// Holds transports and routes messages over them. Cheap to clone (a handle); `Send + Sync`.
 ///
 /// ```no_run
+/// use std::sync::Arc;
 /// use sip_transport::prelude::*;
+/// use tokio::sync::mpsc::Receiver;
 ///
-/// # async fn run(request: Message) -> sip_transport::Result<()> {
+/// # async fn run(
+/// #     request: Message,
+/// #     transport: Arc<dyn Transport>,
+/// #     transport_events: Receiver<TransportEvent>,
+/// # ) -> sip_transport::Result<()> {
 /// let (manager, mut events) = TransportManager::new(ManagerConfig::default())?;
-/// manager.add(sip_transport::bind_udp(([0, 0, 0, 0], 5060)).await?)?;
-/// manager.add(sip_transport::bind_tcp(([0, 0, 0, 0], 5060)).await?)?;
+/// // e.g. `manager.add(bind_udp(addr).await?)`, or a transport made by hand:
+/// manager.add_transport(transport, transport_events)?;
 /// // RFC 3263 picks the transport and the address; failover on refusal.
-/// let sent = manager.send_message(&request, SendTo::uri("sip:example.com")?).await?;
+/// let sent = manager.send_message(&request, SendTo::uri("sip:192.0.2.10")?).await?;
 /// println!("sent over {} to {:?}", sent.kind, sent.destination);
 /// while let Some(ev) = events.recv().await {
 ///     if let Some(m) = ev.message() {
-///         println!("{} from {} over {}", m.message.len(), m.source, ev.kind);
+///         println!("{} bytes from {} over {}", m.message.len(), m.source, ev.kind);
 ///     }
 /// }
 /// # Ok(()) }
