@@ -60,6 +60,27 @@ pub(crate) struct ServeArgs {
     /// Print only the listening lines and the summary, not a line per request.
     #[arg(long)]
     pub(crate) quiet: bool,
+    /// Runtime worker threads, and UDP sockets per udp listener (SO_REUSEPORT, one receive
+    /// task each). Default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) workers: Option<u16>,
+    /// Require a PROXY protocol header (v1 or v2, e.g. HAProxy's send-proxy-v2) on every
+    /// connection to the tcp and tls listeners, and use the client address it carries.
+    #[arg(long)]
+    pub(crate) proxy_protocol: bool,
+    /// Trusted load-balancer source for --proxy-protocol, IP or IP/PREFIX. Repeatable.
+    /// Default: loopback only (127.0.0.0/8, ::1). Connections from other sources are refused.
+    #[arg(long, value_name = "IP[/PREFIX]", requires = "proxy_protocol")]
+    pub(crate) proxy_from: Vec<sip_transport::tcp::IpPrefix>,
+}
+
+impl ServeArgs {
+    /// `--workers`, or the number of cores.
+    pub(crate) fn worker_count(&self) -> usize {
+        self.workers.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 /// Options of `sipt ping`.
@@ -119,10 +140,11 @@ fn main() -> ExitCode {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::debug!(error = %e, "could not raise the open-file limit");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Cmd::Serve(a) = &cli.cmd {
+        builder.worker_threads(a.worker_count());
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sipt: cannot start the runtime: {e}");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
-use sip_transport::tcp::{TcpConfig, TcpTransport};
+use sip_transport::tcp::{ProxyProtocolConfig, TcpConfig, TcpTransport};
 use sip_transport::tls::{PemSource, TlsConfig, TlsTransport};
 use sip_transport::udp::{UdpConfig, UdpTransport};
 use sip_transport::ws::{WsConfig, WsScheme, WsTransport};
@@ -45,6 +45,8 @@ pub(crate) struct BindOptions {
     pub(crate) tls: TlsOptions,
     /// Listen for inbound connections (servers) or only dial (clients).
     pub(crate) listen: bool,
+    /// PROXY protocol on tcp and tls listeners.
+    pub(crate) proxy: Option<ProxyProtocolConfig>,
 }
 
 impl BindOptions {
@@ -53,6 +55,7 @@ impl BindOptions {
             limits: Limits::default(),
             tls,
             listen: false,
+            proxy: None,
         }
     }
 }
@@ -64,6 +67,9 @@ fn tls_config(addr: SocketAddr, o: &BindOptions) -> TlsConfig {
         TlsConfig::client()
     };
     cfg = cfg.with_bind(addr).with_limits(o.limits.clone());
+    if o.listen {
+        cfg.stream.proxy_protocol = o.proxy.clone();
+    }
     if let Some(id) = &o.tls.identity {
         cfg = cfg.with_certificate(
             PemSource::memory(&id.chain_pem),
@@ -98,7 +104,8 @@ pub(crate) async fn bind(
             let cfg = TcpConfig::default()
                 .with_bind(addr)
                 .with_limits(o.limits.clone())
-                .with_listen(o.listen);
+                .with_listen(o.listen)
+                .with_proxy_protocol(o.proxy.clone().filter(|_| o.listen));
             let (t, rx) = TcpTransport::bind(cfg).await.map_err(e)?;
             Ok((t as Arc<dyn Transport>, rx))
         }
@@ -125,6 +132,28 @@ pub(crate) async fn bind(
             Ok((t as Arc<dyn Transport>, rx))
         }
     }
+}
+
+/// Binds `sockets` UDP transports on one address with `SO_REUSEPORT` (the first one picks the
+/// port when `addr` has port 0): the kernel spreads flows over them by address hash, and each
+/// has its own receive task and event channel, so nothing on the receive path is shared.
+pub(crate) fn bind_udp_group(
+    addr: SocketAddr,
+    sockets: usize,
+    o: &BindOptions,
+) -> Result<Vec<Bound>, String> {
+    let mut out: Vec<Bound> = Vec::with_capacity(sockets);
+    let mut addr = addr;
+    for _ in 0..sockets.max(1) {
+        let cfg = UdpConfig::default()
+            .with_bind(addr)
+            .with_limits(o.limits.clone())
+            .with_reuse_port(sockets > 1);
+        let (t, rx) = UdpTransport::bind(cfg).map_err(|e| e.to_string())?;
+        addr = t.local_addr();
+        out.push((t as Arc<dyn Transport>, rx));
+    }
+    Ok(out)
 }
 
 /// A self-signed certificate for localhost and the loopback addresses.

@@ -1,9 +1,14 @@
 //! `sipt serve`: bind every listener, answer requests statelessly, shut down on a signal with
 //! a one-line summary.
+//!
+//! `--workers N` sets the runtime's threads and binds N `SO_REUSEPORT` sockets per udp
+//! listener, each with its own responder task; stream connections already run on every
+//! worker. `--proxy-protocol` puts the tcp/tls listeners behind a load balancer.
 
 use std::sync::Arc;
 
-use sip_transport::{Limits, Transport, TransportEvent, TransportStats};
+use sip_transport::tcp::ProxyProtocolConfig;
+use sip_transport::{Limits, Transport, TransportEvent, TransportKind, TransportStats};
 use tokio::sync::mpsc::Receiver;
 
 use crate::ServeArgs;
@@ -38,24 +43,51 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         };
         tls.identity = Some(identity);
     }
+    let proxy = args.proxy_protocol.then(|| {
+        if args.proxy_from.is_empty() {
+            ProxyProtocolConfig::default()
+        } else {
+            ProxyProtocolConfig::new(args.proxy_from.iter().copied())
+        }
+    });
+    if proxy.is_some()
+        && specs
+            .iter()
+            .any(|s| matches!(s.kind, TransportKind::Ws | TransportKind::Wss))
+    {
+        eprintln!("sipt serve: --proxy-protocol applies to tcp and tls listeners only");
+    }
     let opts = net::BindOptions {
         limits: serve_limits(),
         tls,
         listen: true,
+        proxy,
     };
+    let workers = args.worker_count();
     let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
     let mut tasks = Vec::new();
     for spec in specs {
-        match net::bind(spec.kind, spec.addr, &opts).await {
-            Ok((t, rx)) => {
-                println!("listening {} {}", spec.kind, t.local_addr());
-                tasks.push(tokio::spawn(respond_loop(
-                    t.clone(),
-                    rx,
-                    args.code,
-                    args.quiet,
-                )));
-                transports.push(t);
+        let bound = if spec.kind == TransportKind::Udp {
+            net::bind_udp_group(spec.addr, workers, &opts)
+        } else {
+            net::bind(spec.kind, spec.addr, &opts)
+                .await
+                .map(|b| vec![b])
+        };
+        match bound {
+            Ok(group) => {
+                if let Some((t, _)) = group.first() {
+                    println!("listening {} {}", spec.kind, t.local_addr());
+                }
+                for (t, rx) in group {
+                    tasks.push(tokio::spawn(respond_loop(
+                        t.clone(),
+                        rx,
+                        args.code,
+                        args.quiet,
+                    )));
+                    transports.push(t);
+                }
             }
             Err(e) => {
                 eprintln!("sipt: cannot listen on {spec}: {e}");
