@@ -2,7 +2,7 @@
 //!
 //! The contract (trait, events, errors, messages), the factory and the manager, and the
 //! `bind_*` helpers of the enabled features. Not the protocol crates' configuration types:
-//! reach those through [`crate::udp`], [`crate::tcp`], [`crate::tls`] and [`crate::ws`].
+//! reach those through `sip_transport::{udp, tcp, tls, ws}` (each behind its feature).
 
 pub use sip_transport_api::{
     Destination, Error, FlowId, Limits, Message, ReceivedMessage, Result, Transport,

@@ -2,7 +2,7 @@
 //! `send_message(message, to)`, which picks the transport and the connection.
 //!
 //! - Requests to a URI ([`SendTo::Uri`]) go through RFC 3263 (numeric hosts need no DNS;
-//!   names use the [`SipResolver`](crate::dns::SipResolver), feature `dns`), narrowed to the
+//!   names use the `SipResolver`, feature `dns`), narrowed to the
 //!   transports held, ordered by priority and spread by the [`LoadBalancing`] mode; an open
 //!   flow to the chosen address is reused by the transport itself.
 //! - Failover: a recoverable failure (refused, reset, timeout) holds the target back and the
