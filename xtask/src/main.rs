@@ -5,10 +5,12 @@
 //! - `cargo xtask test-all`  format check, clippy, every test in the workspace, feature matrix
 //! - `cargo xtask fuzz`      run every fuzz target briefly (`--seconds N`)
 //! - `cargo xtask bench`     side-by-side benchmarks against Kamailio (`--quick`: ~2 minutes)
+//! - `cargo xtask soak`      minutes of mixed load against `sipt serve` (`--minutes N`)
 
 mod bench;
 mod deps;
 mod fuzz;
+mod soak;
 mod test_all;
 
 use std::process::{Command, ExitCode};
@@ -24,9 +26,10 @@ fn main() -> ExitCode {
         "test-all" => test_all::run(rest),
         "fuzz" => fuzz::run(rest),
         "bench" => bench::run(rest),
+        "soak" => soak::run(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "cargo xtask <command>\n\n  deps       install test peers (SIPp, Kamailio, ...) from Debian packages when missing\n  test-all   fmt check, clippy -D warnings, all tests (the README's test command)\n  fuzz       run every fuzz target briefly: --seconds N [TARGET]\n  bench      benchmarks against Kamailio, JSON + table (--quick for ~2 minutes)"
+                "cargo xtask <command>\n\n  deps       install test peers (SIPp, Kamailio, ...) from Debian packages when missing\n  test-all   fmt check, clippy -D warnings, all tests (the README's test command)\n  fuzz       run every fuzz target briefly: --seconds N [TARGET]\n  bench      benchmarks against Kamailio, JSON + table (--quick for ~2 minutes)\n  soak       mixed UDP/TCP/TLS/WS load against sipt serve, lost transactions and RSS (--minutes N)"
             );
             Ok(())
         }
