@@ -33,6 +33,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("procps", "pgrep, used by the Kamailio launcher"),
     ("python3", "the peer scripts in ../shared/peers"),
     (
+        "haproxy",
+        "a real layer-4 load balancer (PROXY protocol v2) for the scale-out test",
+    ),
+    (
         "chromium",
         "a real browser for the JsSIP-over-WSS test (never a downloaded one)",
     ),
