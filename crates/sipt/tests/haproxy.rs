@@ -25,6 +25,7 @@ const HAPROXY_SOURCE: &str = "127.0.0.3";
 struct Backend {
     child: Child,
     addr: SocketAddr,
+    tls: SocketAddr,
     lines: mpsc::Receiver<String>,
 }
 
@@ -32,7 +33,7 @@ impl Backend {
     fn start() -> Backend {
         let mut child = Command::new(SIPT)
             .args(["serve", "--quiet", "--workers", "1", "--proxy-protocol"])
-            .args(["--listen", "tcp:127.0.0.1:0"])
+            .args(["--listen", "tcp:127.0.0.1:0", "--listen", "tls:127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -46,14 +47,26 @@ impl Backend {
                 }
             }
         });
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("sipt serve prints its listener");
-        let addr = line
-            .strip_prefix("listening tcp ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-        Backend { child, addr, lines }
+        let mut listening = |proto: &str| loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(20))
+                .expect("sipt serve prints its listeners");
+            if line.starts_with("certificate ") {
+                continue;
+            }
+            break line
+                .strip_prefix(&format!("listening {proto} "))
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        };
+        let addr = listening("tcp");
+        let tls = listening("tls");
+        Backend {
+            child,
+            addr,
+            tls,
+            lines,
+        }
     }
 
     /// SIGTERM, then the `received=` count of the summary line.
@@ -87,12 +100,15 @@ impl Drop for Backend {
 struct Haproxy {
     child: Child,
     frontend: SocketAddr,
+    tls_frontend: SocketAddr,
     dir: PathBuf,
 }
 
 impl Haproxy {
-    fn start(program: &Path, backends: &[SocketAddr]) -> Haproxy {
+    /// `backends`: (tcp, tls) listener pairs. TLS is passed through (HAProxy never decrypts).
+    fn start(program: &Path, backends: &[(SocketAddr, SocketAddr)]) -> Haproxy {
         let frontend = free_port();
+        let tls_frontend = free_port();
         let dir = std::env::temp_dir().join(format!("sipt-haproxy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut cfg = format!(
@@ -100,12 +116,18 @@ impl Haproxy {
              defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    \
              timeout server 60s\n    retries 3\n    option redispatch\n\n\
              frontend sip_tcp\n    bind {frontend}\n    default_backend sipt\n\n\
-             backend sipt\n    balance roundrobin\n"
+             frontend sip_tls\n    bind {tls_frontend}\n    default_backend sipt_tls\n\n"
         );
-        for (i, b) in backends.iter().enumerate() {
-            cfg += &format!(
-                "    server s{i} {b} send-proxy-v2 check check-send-proxy inter 200ms fall 2 rise 1 source {HAPROXY_SOURCE}\n"
-            );
+        let opts = format!(
+            "send-proxy-v2 check check-send-proxy inter 200ms fall 2 rise 1 source {HAPROXY_SOURCE}"
+        );
+        cfg += "backend sipt\n    balance roundrobin\n";
+        for (i, (tcp, _)) in backends.iter().enumerate() {
+            cfg += &format!("    server s{i} {tcp} {opts}\n");
+        }
+        cfg += "\nbackend sipt_tls\n    balance roundrobin\n";
+        for (i, (_, tls)) in backends.iter().enumerate() {
+            cfg += &format!("    server t{i} {tls} {opts}\n");
         }
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, cfg).expect("write haproxy.cfg");
@@ -130,6 +152,7 @@ impl Haproxy {
         let h = Haproxy {
             child,
             frontend,
+            tls_frontend,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -214,7 +237,21 @@ fn two_backends_behind_haproxy() {
     };
     let a = Backend::start();
     let b = Backend::start();
-    let lb = Haproxy::start(&haproxy, &[a.addr, b.addr]);
+    let lb = Haproxy::start(&haproxy, &[(a.addr, a.tls), (b.addr, b.tls)]);
+
+    // TLS passthrough: the PROXY header comes before the ClientHello; both backends answer.
+    let out = Command::new(SIPT)
+        .args(["ping", &format!("sip:{};transport=tls", lb.tls_frontend)])
+        .args(["--insecure", "--count", "4", "--interval", "10"])
+        .output()
+        .expect("sipt ping tls");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("200 OK")).count(),
+        4,
+        "{text}"
+    );
 
     // The client's real address, not HAProxy's (127.0.0.3), lands in the Via.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -259,7 +296,7 @@ fn two_backends_behind_haproxy() {
         a_took > 5000,
         "backend a took no traffic before b was killed ({a_took})"
     );
-    // 1 (received check) + 3 x 5,000 SIPp + 4,000 bench, all answered by one or the other.
-    assert!(a_took + b_took >= 19_001, "a {a_took} + b {b_took}");
+    // 4 TLS pings + 1 (received check) + 3 x 5,000 SIPp + 4,000 bench.
+    assert!(a_took + b_took >= 19_005, "a {a_took} + b {b_took}");
     drop(lb);
 }
