@@ -47,7 +47,7 @@ impl Backend {
                 }
             }
         });
-        let mut listening = |proto: &str| loop {
+        let listening = |proto: &str| loop {
             let line = lines
                 .recv_timeout(Duration::from_secs(20))
                 .expect("sipt serve prints its listeners");
