@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use sip_transport::{Destination, Message, Transport, TransportEvent, TransportKind};
 use tokio::sync::mpsc::Receiver;
 
+use crate::locate::locate;
 use crate::net;
-use crate::ping::{options, resolve, run_tag};
+use crate::ping::{options, run_tag};
 use crate::target::{Target, parse_target};
 
 const T1: Duration = Duration::from_millis(500);
@@ -49,6 +50,9 @@ pub(crate) struct BenchArgs {
     /// Print a JSON summary as the last line of stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Send DNS queries (RFC 3263) to this server, over UDP, instead of the system's.
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) resolver: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub(crate) tls: crate::ClientTlsArgs,
 }
@@ -89,19 +93,11 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let kind = target.transport_or_default();
-    let dest_addr = match resolve(&target, kind).await {
+    let aim = match locate(&target, args.resolver).await {
         Ok(a) => a,
         Err(e) => return usage(e),
     };
-    let local_ip = net::local_ip_towards(dest_addr);
-    let mut dest = Destination::new(dest_addr);
-    if target.ip().is_none() {
-        dest = dest.with_server_name(target.host.as_str());
-    }
-    if let Some(r) = &target.resource {
-        dest = dest.with_resource(r.as_str());
-    }
+    let (kind, dest, local_ip) = (aim.kind, aim.dest, aim.local_ip);
     let shared = Arc::new(Shared::default());
     shared.budget.store(
         if args.requests == 0 {

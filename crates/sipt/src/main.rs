@@ -6,6 +6,7 @@
 
 mod bench;
 mod listen;
+mod locate;
 mod net;
 mod ping;
 mod responder;
@@ -101,6 +102,9 @@ pub(crate) struct PingArgs {
     /// Print one JSON object per reply instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Send DNS queries (RFC 3263) to this server, over UDP, instead of the system's.
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) resolver: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub(crate) tls: ClientTlsArgs,
 }

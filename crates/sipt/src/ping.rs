@@ -6,28 +6,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sip_transport::{Destination, Message, TransportEvent, TransportKind};
+use sip_transport::{Message, TransportEvent, TransportKind};
 
 use crate::PingArgs;
+use crate::locate::locate;
 use crate::net;
 use crate::target::{Target, parse_target};
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
-
-/// Resolves the target to one socket address (the system resolver for names, until the
-/// RFC 3263 resolver is wired in).
-pub(crate) async fn resolve(t: &Target, kind: TransportKind) -> Result<SocketAddr, String> {
-    let port = t.port.unwrap_or(kind.default_port());
-    if let Some(ip) = t.ip() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    tokio::net::lookup_host((t.host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {}: no addresses", t.host))
-}
 
 /// Builds one OPTIONS request from `local` to `target`.
 pub(crate) fn options(
@@ -73,25 +60,19 @@ pub(crate) async fn run(args: PingArgs) -> u8 {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let kind = target.transport_or_default();
-    let dest_addr = match resolve(&target, kind).await {
+    let aim = match locate(&target, args.resolver).await {
         Ok(a) => a,
         Err(e) => return usage(e),
     };
-    let local_ip = net::local_ip_towards(dest_addr);
+    let kind = aim.kind;
     let opts = net::BindOptions::client(args.tls.options());
-    let (transport, mut events) = match net::bind(kind, SocketAddr::new(local_ip, 0), &opts).await {
-        Ok(b) => b,
-        Err(e) => return usage(format!("cannot open a {kind} transport: {e}")),
-    };
+    let (transport, mut events) =
+        match net::bind(kind, SocketAddr::new(aim.local_ip, 0), &opts).await {
+            Ok(b) => b,
+            Err(e) => return usage(format!("cannot open a {kind} transport: {e}")),
+        };
     let local = transport.local_addr();
-    let mut dest = Destination::new(dest_addr);
-    if target.ip().is_none() {
-        dest = dest.with_server_name(target.host.as_str());
-    }
-    if let Some(r) = &target.resource {
-        dest = dest.with_resource(r.as_str());
-    }
+    let dest = aim.dest;
     let tag = run_tag();
     let timeout = Duration::from_millis(args.timeout);
     let mut unanswered = 0u64;

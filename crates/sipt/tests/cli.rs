@@ -367,3 +367,43 @@ fn serve_and_ping_ws_and_wss() {
         assert!(v["ok"].as_u64().is_some_and(|n| n > 100), "{v}");
     }
 }
+
+#[test]
+fn ping_and_bench_a_name_through_rfc3263_with_resolver() {
+    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
+    let (udp, tcp) = (srv.addr("udp").port(), srv.addr("tcp").port());
+    let records = [
+        format!("--srv-host=_sip._udp.svc.sipt.test,host.sipt.test,{udp},10,0"),
+        format!("--srv-host=_sip._tcp.svc.sipt.test,host.sipt.test,{tcp},10,0"),
+        "--host-record=host.sipt.test,127.0.0.1".to_owned(),
+    ];
+    let Some(dns) = sip_transport_testkit::Dnsmasq::start("sipt.test", &records) else {
+        return;
+    };
+    let resolver = dns.addr().to_string();
+    for (uri, via) in [
+        ("sip:svc.sipt.test;transport=udp", "udp"),
+        ("sip:svc.sipt.test;transport=tcp", "tcp"),
+    ] {
+        let (code, out, err) = sipt(&["ping", uri, "--resolver", &resolver, "--json"]);
+        assert_eq!(code, Some(0), "{uri}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+        assert_eq!(v["transport"], via, "{v}");
+        let port = if via == "udp" { udp } else { tcp };
+        assert_eq!(v["responder"], format!("127.0.0.1:{port}"), "{v}");
+    }
+    let (code, out, err) = sipt(&[
+        "bench",
+        "sip:svc.sipt.test;transport=tcp",
+        "--resolver",
+        &resolver,
+        "--duration",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // A name the zone does not have: a resolution error, exit 2.
+    let (code, _, err) = sipt(&["ping", "sip:nothing.sipt.test", "--resolver", &resolver]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot resolve"), "{err}");
+}
