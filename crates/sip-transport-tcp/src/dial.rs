@@ -49,6 +49,21 @@ pub(crate) async fn connect(
     }
 }
 
+/// Bounds how long bytes already handed to the kernel may wait for the peer: on Linux,
+/// `TCP_USER_TIMEOUT` = `write_timeout`, so a connection whose sent data stays unacknowledged,
+/// or whose peer keeps a zero window (Linux 5.11+), is aborted with `ETIMEDOUT`. The driver's
+/// own write-stall timer only sees its outbox; on loopback the kernel's autotuned send buffer
+/// takes megabytes, so a peer that never reads could otherwise hold accepted messages (and the
+/// connection) until it closes. Set after connect: it must not shorten the connect timeout.
+pub(crate) fn bound_unacked(tcp: &TcpStream, write_timeout: Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(write_timeout)) {
+        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    let _ = (tcp, write_timeout);
+}
+
 /// A copy of a dial error for each sender that waited on the same dial (`Error` is not
 /// `Clone`: OS errors keep their kind and text). Variants a dial does not produce become
 /// `Error::Connect` with the original text.

@@ -7,7 +7,8 @@
 //! - stops reading while the event channel is full, so TCP pushes back on the peer; a stream
 //!   message is never dropped for a full channel;
 //! - writes the queue with vectored writes (many messages per syscall);
-//! - enforces the idle, header-read (slowloris) and write-stall timeouts;
+//! - enforces the idle, header-read (slowloris) and write-stall timeouts (bytes already in the
+//!   kernel's send buffer are the kernel's to time: `TCP_USER_TIMEOUT`, see `dial.rs`);
 //! - on close (local, peer, timeout, framing error) flushes what it can within the close grace
 //!   period, reports every accepted message it could not write, and emits `ConnectionClosed`.
 //!
@@ -605,6 +606,15 @@ impl<C: StreamConnector> Driver<C> {
 
     fn io_failed(&mut self, e: io::Error) -> CloseReason {
         tracing::debug!(error = %e, "connection failed");
+        if e.kind() == io::ErrorKind::TimedOut {
+            // The kernel gave up on bytes we had written (`TCP_USER_TIMEOUT` = the write
+            // timeout, see `dial::bound_unacked`): the same stall as our own outbox timer's.
+            self.fatal.get_or_insert(Error::WriteTimeout {
+                peer: self.conn.peer,
+                after: self.shared.config.limits.write_timeout,
+            });
+            return CloseReason::WriteTimeout;
+        }
         let reason = CloseReason::Io(e.kind());
         let error = self.shared.connector.stream_error(self.conn.peer, e);
         self.fatal.get_or_insert(error);

@@ -102,6 +102,7 @@ fn serve<C: StreamConnector>(
     async move {
         let _token = token;
         let _ = tcp.set_nodelay(shared.config.nodelay);
+        crate::dial::bound_unacked(&tcp, shared.config.limits.write_timeout);
         let local = tcp.local_addr().map(canonical).unwrap_or(shared.local);
         let limits = &shared.config.limits;
         let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {

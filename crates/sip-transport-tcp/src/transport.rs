@@ -386,6 +386,7 @@ async fn open_outbound<C: StreamConnector>(
         limits.connect_timeout,
     )
     .await?;
+    dial::bound_unacked(&tcp, limits.write_timeout);
     let local = tcp.local_addr().map_err(|source| Error::Io {
         peer: dest.addr,
         source,

@@ -355,6 +355,51 @@ async fn stuck_peer_gives_write_queue_full_then_write_timeout() {
     hold.abort();
 }
 
+/// Regression (issue 9, vanished peer): messages a listening transport dialed out with, all
+/// taken by the kernel's send buffer at once (our outbox empty, so the driver's stall timer
+/// has nothing to time), to a peer that never reads. The write timeout must still end the
+/// connection within a bounded time (`TCP_USER_TIMEOUT`), not when the peer finally closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_that_never_reads_times_out_with_bytes_in_the_kernel() {
+    let sock = TcpSocket::new_v4().expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    sock.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = sock.listen(8).expect("listen");
+    let to = listener.local_addr().expect("addr");
+    let hold = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.expect("accept");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        drop(s);
+    });
+    let write_timeout = Duration::from_millis(500);
+    let limits = Limits::default()
+        .with_write_queue_depth(64)
+        .with_write_timeout(write_timeout);
+    let (srv, mut rx) = server(limits).await;
+    let big = sip_transport_testkit::request_with_body("MESSAGE", "TCP", "127.0.0.1:9", 1, 60_000);
+    for _ in 0..4 {
+        srv.send_message(&big, &Destination::new(to))
+            .await
+            .expect("accepted");
+    }
+    let started = Instant::now();
+    let reason = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::ConnectionClosed { peer, reason, .. } if peer == to => Some(reason),
+        _ => None,
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!("closed as {reason:?} after {took:?}; {:?}", srv.stats());
+    assert_eq!(reason, CloseReason::WriteTimeout);
+    assert!(took < write_timeout + Duration::from_secs(3), "{took:?}");
+    assert_eq!(srv.stats().timeouts, 1);
+    // The transport keeps serving.
+    exchange_works(srv.local_addr(), &mut rx, 7).await;
+    srv.close().await;
+    hold.abort();
+}
+
 /// Messages over the configured size are refused before queueing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_send_is_refused() {
