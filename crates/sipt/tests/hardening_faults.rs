@@ -26,10 +26,17 @@ fn big_request(n: u64, body: usize) -> Message {
     Message::parse(Bytes::from(text)).expect("parses")
 }
 
-/// The tests count this process's descriptors: one at a time.
-async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
+/// The tests count this process's descriptors: one at a time, each in its own runtime built
+/// under the lock (a runtime's epoll and wakeup descriptors count too).
+fn serially(test: impl std::future::Future<Output = ()>) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(test);
 }
 
 async fn settle(t: &TcpTransport, want_tasks: usize) -> usize {
@@ -40,9 +47,12 @@ async fn settle(t: &TcpTransport, want_tasks: usize) -> usize {
     t.task_count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_and_reset_peers() {
-    let _serial = serial().await;
+#[test]
+fn refused_and_reset_peers() {
+    serially(refused_and_reset_peers_inner());
+}
+
+async fn refused_and_reset_peers_inner() {
     let limits = Limits::default()
         .with_write_timeout(Duration::from_secs(1))
         .with_write_queue_depth(8)
@@ -111,9 +121,12 @@ async fn refused_and_reset_peers() {
 /// then the stuck connection closed with `CloseReason::WriteTimeout` about 1 s later, although
 /// every accepted message left our outbox at once for the kernel's send buffer (loopback
 /// autotunes it to megabytes): `TCP_USER_TIMEOUT` = the write timeout covers those bytes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vanished_peer_write_timeout() {
-    let _serial = serial().await;
+#[test]
+fn vanished_peer_write_timeout() {
+    serially(vanished_peer_write_timeout_inner());
+}
+
+async fn vanished_peer_write_timeout_inner() {
     let limits = Limits::default()
         .with_write_timeout(Duration::from_secs(1))
         .with_write_queue_depth(8);
