@@ -99,7 +99,8 @@ impl Plan {
                 quiet_wait_s: 30,
                 load_secs: 8,
                 load_settings: vec![(1, 64), (4, 64)],
-                hold_compare: 4_000,
+                // Kamailio's peers allow 4,096 connections; 4,000 TLS/WS did not all open.
+                hold_compare: 3_000,
                 hold_secs: 3,
                 hold_targets: Some((50_000, 10_000, 10_000)),
                 criterion: ("1", "3"),
@@ -437,15 +438,28 @@ fn hold_part(
         ] {
             procs.restart_sipt()?;
             let pid = procs.sipt_pid()?;
-            let line = hold(peers, scripts, t, port, count, plan.hold_secs, pid)?;
+            // Without CAP_SYS_RESOURCE the hard open-file limit caps what server and holder
+            // can have open: hold what fits and say so, rather than fail the whole run.
+            let fds = nofile_limit();
+            let tried = count.min(fds.saturating_sub(500));
+            let up = t.to_uppercase();
+            let line = match hold(peers, scripts, t, port, tried, plan.hold_secs, pid) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("hold {t} x{tried} sipt failed: {e}");
+                    "{}".to_string()
+                }
+            };
             let held = num(&line, "still_open");
             let per = num(&line, "per_conn_rss_kb");
-            eprintln!("hold {t} x{count} sipt: {held:?} held, {per:?} kB RSS per connection");
-            r.raw_hold
-                .push(format!("{{\"server\":\"sipt\",\"result\":{line}}}"));
-            let up = t.to_uppercase();
+            eprintln!(
+                "hold {t} x{tried} sipt: {held:?} held, {per:?} kB RSS per connection (fd limit {fds})"
+            );
+            r.raw_hold.push(format!(
+                "{{\"server\":\"sipt\",\"tried\":{tried},\"fd_limit\":{fds},\"result\":{line}}}"
+            ));
             r.row(
-                format!("hold {up}: connections held"),
+                format!("hold {up}: connections held (fd limit {fds})"),
                 held,
                 None,
                 Target::Count(f64::from(count)),
@@ -460,6 +474,18 @@ fn hold_part(
     }
     procs.restart_sipt()?;
     Ok(())
+}
+
+/// The open-file limit a child gets after our `ulimit -n 200000` attempt (root without
+/// CAP_SYS_RESOURCE, e.g. in a container, keeps the old hard limit).
+fn nofile_limit() -> u32 {
+    Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -n 200000 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; ulimit -n")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(1024)
 }
 
 /// One idle-connection hold: `conn_hold.py` for TCP/TLS up to its 20,000, our asyncio holder
