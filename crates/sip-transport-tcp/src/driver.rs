@@ -10,7 +10,9 @@
 //! - enforces the idle, header-read (slowloris) and write-stall timeouts (bytes already in the
 //!   kernel's send buffer are the kernel's to time: `TCP_USER_TIMEOUT`, see `dial.rs`);
 //! - on close (local, peer, timeout, framing error) flushes what it can within the close grace
-//!   period, reports every accepted message it could not write, and emits `ConnectionClosed`.
+//!   period, reports every accepted message it could not write, and emits `ConnectionClosed`;
+//!   after a framing error that followed requests, it stops reading but keeps the write side
+//!   open until the application's answers have gone out (`ANSWER_LINGER`, within the grace).
 //!
 //! An idle connection holds no read buffer and an empty outbox: its memory is this task's
 //! state and the kernel socket.
@@ -48,6 +50,10 @@ const READ_BUDGET: usize = 16;
 const WRITE_BUDGET: usize = 16;
 /// Most buffers in one vectored write.
 const MAX_IOV: usize = 64;
+/// After a framing error that followed requests, how long the write side stays open with an
+/// empty outbox for the application's answers (re-armed by each write and while the
+/// application has not yet taken every event; bounded by the close grace period).
+const ANSWER_LINGER: Duration = Duration::from_millis(200);
 /// Most pongs waiting in the outbox; more pings from a peer that does not read are not
 /// answered (a ping flood cannot grow memory).
 const MAX_QUEUED_PONGS: u8 = 4;
@@ -108,6 +114,12 @@ pub(crate) struct Driver<C: StreamConnector> {
     pings_sent: u64,
     /// Set when closing gracefully: the deadline for the flush, and the reason to report.
     drain: Option<(Instant, CloseReason)>,
+    /// A request was delivered on this connection (it may still be answered on it).
+    delivered_request: bool,
+    /// While draining after a framing error: an empty outbox does not close the connection
+    /// before this moment (the application's answers to the requests read just before the
+    /// bad bytes still go back on this flow, RFC 3261 §18.2.2).
+    linger: Option<Instant>,
     /// Why accepted messages may be left unwritten, for the error event.
     fatal: Option<Error>,
     _slot: Slot,
@@ -141,6 +153,8 @@ impl<C: StreamConnector> Driver<C> {
             next_ping: None,
             pings_sent: 0,
             drain: None,
+            delivered_request: false,
+            linger: None,
             fatal: None,
             _slot: slot,
             shared,
@@ -261,7 +275,10 @@ impl<C: StreamConnector> Driver<C> {
             Poll::Ready(Err(reason)) => return Poll::Ready(reason),
             Poll::Pending => false,
         };
-        if flushed && let Some((_, reason)) = &self.drain {
+        if flushed
+            && self.linger.is_none()
+            && let Some((_, reason)) = &self.drain
+        {
             // RFC 5626 §4.4 aside, a clean close: FIN (TCP) or close_notify (TLS).
             if Pin::new(&mut self.stream).poll_shutdown(cx).is_ready() {
                 return Poll::Ready(reason.clone());
@@ -344,6 +361,10 @@ impl<C: StreamConnector> Driver<C> {
                     inc(&self.shared.counters.malformed);
                     tracing::debug!(%error, "framing error");
                     self.start_drain(CloseReason::ProtocolError);
+                    if self.delivered_request {
+                        // Stop reading, but let the answers to what was read go out.
+                        self.linger = Some(Instant::now() + ANSWER_LINGER);
+                    }
                     return Some(Step::Deliver(Box::new(TransportEvent::Error {
                         peer: Some(self.conn.peer),
                         flow: Some(self.conn.flow),
@@ -354,6 +375,7 @@ impl<C: StreamConnector> Driver<C> {
             let event = match frame {
                 Frame::Message(m) => {
                     inc(&self.shared.counters.messages_received);
+                    self.delivered_request |= m.is_request();
                     let m = stamp_received(&m, self.conn.peer);
                     let mut rm = ReceivedMessage::new(
                         m,
@@ -467,6 +489,9 @@ impl<C: StreamConnector> Driver<C> {
         self.last_activity = Instant::now();
         self.stall_since = None;
         self.needs_flush = true;
+        if self.linger.is_some() {
+            self.linger = Some(self.last_activity + ANSWER_LINGER);
+        }
         let mut messages = 0;
         while let Some(front) = self.out.front() {
             let rest = front.bytes.len() - self.head_written;
@@ -502,6 +527,7 @@ impl<C: StreamConnector> Driver<C> {
         };
         if let Some((deadline, _)) = self.drain {
             at(Some(deadline));
+            at(self.linger);
         } else {
             if reading {
                 at(self.last_activity.checked_add(limits.idle_timeout));
@@ -548,6 +574,19 @@ impl<C: StreamConnector> Driver<C> {
                 after: limits.write_timeout,
             });
             return Some(CloseReason::WriteTimeout);
+        }
+        if let Some(until) = self.linger
+            && until <= now
+        {
+            // Quiet since the last answer: close, unless the application has not yet taken
+            // every event (it may not have seen the requests); the drain deadline bounds this.
+            let events = &self.shared.events;
+            if self.out.is_empty() && events.capacity() == events.max_capacity() {
+                self.linger = None;
+                cx.waker().wake_by_ref(); // shut down
+            } else {
+                self.linger = Some(now + ANSWER_LINGER);
+            }
         }
         if self.drain.is_some() {
             return None;

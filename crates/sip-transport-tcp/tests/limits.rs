@@ -235,6 +235,60 @@ async fn framing_error_closes_only_that_connection() {
     srv.close().await;
 }
 
+/// A valid request and garbage in one write: the request is delivered, the framing error
+/// stops reading, but the connection stays open for writing long enough for the answer to go
+/// back on the same flow (RFC 3261 §18.2.2) instead of falling back to the Via address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framing_error_after_a_request_still_carries_its_answer() {
+    let (srv, mut rx) = server(Limits::default()).await;
+    let mut raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    let mut bytes = options(dummy(), 1).as_bytes().to_vec();
+    bytes.extend_from_slice(b"\x00\x01garbage \xff\xfe not SIP\r\n\r\n");
+    raw.write_all(&bytes).await.expect("write");
+    let m = next_message(&mut rx).await;
+    let flow = m.flow.expect("a stream message has a flow");
+    let error = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::Error { error, flow: f, .. } => Some((error, f)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(error.1, Some(flow), "{error:?}");
+    let resp = sip_transport_testkit::ok_response(&m.message);
+    srv.send_response(&resp, Some(flow))
+        .await
+        .expect("answered on the flow");
+    // The 200 arrives on this socket (Via points at 127.0.0.1:9, where nobody listens), then
+    // the server closes the connection.
+    let mut got = Vec::new();
+    let r = timeout(WAIT, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match raw.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "closed in time");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("SIP/2.0 200"), "{text:?}");
+    let reason = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::ConnectionClosed { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, CloseReason::ProtocolError);
+    assert_eq!(srv.stats().malformed, 1);
+    assert_eq!(
+        srv.stats().connections_dialed,
+        0,
+        "no fallback to the Via address"
+    );
+    exchange_works(srv.local_addr(), &mut rx, 2).await;
+    srv.close().await;
+}
+
 /// A full event channel stops reading (TCP backpressure) and loses nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_event_channel_pushes_back_without_loss() {
