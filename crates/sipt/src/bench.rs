@@ -50,11 +50,8 @@ pub(crate) struct BenchArgs {
     /// Print a JSON summary as the last line of stdout.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Send DNS queries (RFC 3263) to this server, over UDP, instead of the system's.
-    #[arg(long, value_name = "IP:PORT")]
-    pub(crate) resolver: Option<std::net::SocketAddr>,
     #[command(flatten)]
-    pub(crate) tls: crate::ClientTlsArgs,
+    pub(crate) client: crate::ClientArgs,
 }
 
 #[derive(Default)]
@@ -93,7 +90,7 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let aim = match locate(&target, args.resolver).await {
+    let aim = match locate(&target, args.client.resolver).await {
         Ok(a) => a,
         Err(e) => return usage(e),
     };
@@ -109,7 +106,7 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     );
     let tag = run_tag();
     let connections = args.connections.max(1);
-    let opts = net::BindOptions::client(args.tls.options());
+    let opts = net::BindOptions::client(args.client.tls_options());
     let mut workers = Vec::new();
     for id in 0..connections {
         let (t, rx) = match net::bind(kind, std::net::SocketAddr::new(local_ip, 0), &opts).await {

@@ -102,16 +102,16 @@ pub(crate) struct PingArgs {
     /// Print one JSON object per reply instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// Options every client command (`ping`, `bench`) shares: name resolution and TLS checks.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ClientArgs {
     /// Send DNS queries (RFC 3263) to this server, over UDP, instead of the system's.
     #[arg(long, value_name = "IP:PORT")]
     pub(crate) resolver: Option<std::net::SocketAddr>,
-    #[command(flatten)]
-    pub(crate) tls: ClientTlsArgs,
-}
-
-/// TLS verification options of the clients (`ping`, `bench`).
-#[derive(Args, Debug, Clone)]
-pub(crate) struct ClientTlsArgs {
     /// Accept any server certificate (tls, wss). For tests only.
     #[arg(long)]
     pub(crate) insecure: bool,
@@ -120,8 +120,8 @@ pub(crate) struct ClientTlsArgs {
     pub(crate) ca: Option<std::path::PathBuf>,
 }
 
-impl ClientTlsArgs {
-    pub(crate) fn options(&self) -> net::TlsOptions {
+impl ClientArgs {
+    pub(crate) fn tls_options(&self) -> net::TlsOptions {
         net::TlsOptions {
             identity: None,
             insecure: self.insecure,

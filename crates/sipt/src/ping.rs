@@ -60,12 +60,12 @@ pub(crate) async fn run(args: PingArgs) -> u8 {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let aim = match locate(&target, args.resolver).await {
+    let aim = match locate(&target, args.client.resolver).await {
         Ok(a) => a,
         Err(e) => return usage(e),
     };
     let kind = aim.kind;
-    let opts = net::BindOptions::client(args.tls.options());
+    let opts = net::BindOptions::client(args.client.tls_options());
     let (transport, mut events) =
         match net::bind(kind, SocketAddr::new(aim.local_ip, 0), &opts).await {
             Ok(b) => b,
