@@ -2,106 +2,15 @@
 //! serve answering SIPp, ping against Kamailio, signals and exit codes.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+mod common;
+
+use common::{SIPT, Server};
 
 use sip_transport_testkit::certs::TestPki;
 use sip_transport_testkit::{Kamailio, SippTransport, sipp_options_uac};
-
-const SIPT: &str = env!("CARGO_BIN_EXE_sipt");
-
-/// A `sipt serve` child, killed (by its PID) when dropped.
-struct Server {
-    child: Child,
-    listening: Vec<(String, SocketAddr)>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(listen: &[&str]) -> Server {
-        Self::start_with(listen, &[])
-    }
-
-    fn start_with(listen: &[&str], extra: &[&str]) -> Server {
-        let mut cmd = Command::new(SIPT);
-        cmd.arg("serve").arg("--quiet").args(extra);
-        for l in listen {
-            cmd.args(["--listen", l]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sipt serve");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut listening = Vec::new();
-        while listening.len() < listen.len() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("sipt serve prints its listeners");
-            if line.starts_with("certificate ") {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            assert_eq!(parts.next(), Some("listening"), "unexpected line {line:?}");
-            let proto = parts.next().expect("proto").to_owned();
-            let addr: SocketAddr = parts.next().expect("addr").parse().expect("addr parses");
-            listening.push((proto, addr));
-        }
-        Server {
-            child,
-            listening,
-            lines: rx,
-        }
-    }
-
-    fn addr(&self, proto: &str) -> SocketAddr {
-        self.listening
-            .iter()
-            .find(|(p, _)| p == proto)
-            .map(|(_, a)| *a)
-            .expect("listener")
-    }
-
-    /// SIGTERM, then the summary line and the exit status.
-    fn terminate(mut self) -> (String, Option<i32>) {
-        let st = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
-        let summary = self
-            .lines
-            .recv_timeout(Duration::from_secs(10))
-            .expect("summary line after SIGTERM");
-        let mut code = None;
-        for _ in 0..100 {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                code = s.code();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (summary, code)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sipt(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(SIPT)
@@ -118,7 +27,10 @@ fn sipt(args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn serve_and_ping_udp_and_tcp() {
-    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0", "tcp:[::1]:0"]);
+    let srv = Server::start(
+        &["udp:127.0.0.1:0", "tcp:127.0.0.1:0", "tcp:[::1]:0"],
+        &["--quiet"],
+    );
     for (proto, uri) in [
         ("udp", format!("sip:{}", srv.addr("udp"))),
         ("tcp", format!("sip:{};transport=tcp", srv.addr("tcp"))),
@@ -146,7 +58,7 @@ fn serve_and_ping_udp_and_tcp() {
     assert_eq!(v["transport"], "tcp");
     assert!(v["rtt_ms"].as_f64().is_some_and(|r| r > 0.0));
 
-    let (summary, code) = srv.terminate();
+    let (summary, code) = srv.terminate_with_status();
     assert!(summary.starts_with("summary: received="), "{summary}");
     let received: u64 = summary
         .split_whitespace()
@@ -175,7 +87,7 @@ fn ping_exit_codes() {
 
 #[test]
 fn bench_without_failures() {
-    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
+    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
     for uri in [
         format!("sip:{}", srv.addr("udp")),
         format!("sip:{};transport=tcp", srv.addr("tcp")),
@@ -206,7 +118,7 @@ fn bench_without_failures() {
 
 #[test]
 fn serve_answers_sipp() {
-    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
+    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
     for (t, addr) in [
         (SippTransport::Udp, srv.addr("udp")),
         (SippTransport::Tcp, srv.addr("tcp")),
@@ -238,7 +150,7 @@ fn ping_kamailio() {
 #[test]
 fn serve_and_ping_tls() {
     // Self-signed: trusted only with --insecure; an unknown issuer is a certificate error (2).
-    let srv = Server::start(&["tls:127.0.0.1:0"]);
+    let srv = Server::start(&["tls:127.0.0.1:0"], &["--quiet"]);
     let uri = format!("sip:{};transport=tls", srv.addr("tls"));
     let (code, out, err) = sipt(&[
         "ping",
@@ -264,7 +176,10 @@ fn serve_and_ping_tls() {
     let pki = TestPki::generate();
     let cert = pki.server.cert_path.to_str().expect("path").to_owned();
     let key = pki.server.key_path.to_str().expect("path").to_owned();
-    let srv = Server::start_with(&["tls:127.0.0.1:0"], &["--cert", &cert, "--key", &key]);
+    let srv = Server::start(
+        &["tls:127.0.0.1:0"],
+        &["--quiet", "--cert", &cert, "--key", &key],
+    );
     let port = srv.addr("tls").port();
     let ca = pki.ca_cert_path.to_str().expect("path").to_owned();
     for uri in [
@@ -323,7 +238,7 @@ fn serve_prints_fingerprint_of_its_certificate() {
 
 #[test]
 fn serve_and_ping_ws_and_wss() {
-    let srv = Server::start(&["ws:127.0.0.1:0", "wss:127.0.0.1:0"]);
+    let srv = Server::start(&["ws:127.0.0.1:0", "wss:127.0.0.1:0"], &["--quiet"]);
     let ws = format!("ws://{}", srv.addr("ws"));
     let wss = format!("wss://{}/", srv.addr("wss"));
     let (code, out, err) = sipt(&["ping", &ws, "--count", "2", "--interval", "10"]);
@@ -370,7 +285,7 @@ fn serve_and_ping_ws_and_wss() {
 
 #[test]
 fn ping_and_bench_a_name_through_rfc3263_with_resolver() {
-    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]);
+    let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
     let (udp, tcp) = (srv.addr("udp").port(), srv.addr("tcp").port());
     let records = [
         format!("--srv-host=_sip._udp.svc.sipt.test,host.sipt.test,{udp},10,0"),

@@ -6,94 +6,27 @@
 //! traffic, the 200s carry the client's real address (not HAProxy's) in `received`/`rport`,
 //! and with one backend killed the traffic goes on through the other.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sip_transport::tcp::{TcpConfig, TcpTransport};
 use sip_transport::{Destination, Transport, TransportEvent};
 use sip_transport_testkit::{SippTransport, require_program, sipp_options_uac};
 
-const SIPT: &str = env!("CARGO_BIN_EXE_sipt");
+mod common;
+
+use common::{SIPT, Server, summary_field};
 /// HAProxy connects to the backends from this address, so it differs from every client's.
 const HAPROXY_SOURCE: &str = "127.0.0.3";
 
-/// A `sipt serve` child, killed (by its PID) when dropped.
-struct Backend {
-    child: Child,
-    addr: SocketAddr,
-    tls: SocketAddr,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Backend {
-    fn start() -> Backend {
-        let mut child = Command::new(SIPT)
-            .args(["serve", "--quiet", "--workers", "1", "--proxy-protocol"])
-            .args(["--listen", "tcp:127.0.0.1:0", "--listen", "tls:127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sipt serve");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let listening = |proto: &str| loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(20))
-                .expect("sipt serve prints its listeners");
-            if line.starts_with("certificate ") {
-                continue;
-            }
-            break line
-                .strip_prefix(&format!("listening {proto} "))
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-                .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-        };
-        let addr = listening("tcp");
-        let tls = listening("tls");
-        Backend {
-            child,
-            addr,
-            tls,
-            lines,
-        }
-    }
-
-    /// SIGTERM, then the `received=` count of the summary line.
-    fn received_after_term(mut self) -> u64 {
-        let st = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
-        let summary = self
-            .lines
-            .recv_timeout(Duration::from_secs(10))
-            .expect("summary line after SIGTERM");
-        let _ = self.child.wait();
-        summary
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("received="))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no received= in {summary:?}"))
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `sipt serve` backend with PROXY protocol on its tcp and tls listeners.
+fn backend() -> Server {
+    Server::start(
+        &["tcp:127.0.0.1:0", "tls:127.0.0.1:0"],
+        &["--quiet", "--workers", "1", "--proxy-protocol"],
+    )
 }
 
 /// HAProxy in the foreground (`-db`), killed by its PID when dropped, with its folder.
@@ -235,9 +168,15 @@ fn two_backends_behind_haproxy() {
     let Some(haproxy) = require_program("haproxy") else {
         return;
     };
-    let a = Backend::start();
-    let b = Backend::start();
-    let lb = Haproxy::start(&haproxy, &[(a.addr, a.tls), (b.addr, b.tls)]);
+    let a = backend();
+    let b = backend();
+    let lb = Haproxy::start(
+        &haproxy,
+        &[
+            (a.addr("tcp"), a.addr("tls")),
+            (b.addr("tcp"), b.addr("tls")),
+        ],
+    );
 
     // TLS passthrough: the PROXY header comes before the ClientHello; both backends answer.
     let out = Command::new(SIPT)
@@ -287,10 +226,10 @@ fn two_backends_behind_haproxy() {
 
     // One backend gone (SIGTERM by PID, which also gives us its counters): traffic goes on
     // through the other.
-    let b_took = b.received_after_term();
+    let b_took = summary_field(&b.terminate(), "received");
     std::thread::sleep(Duration::from_millis(800)); // a few health-check intervals
     sipp_5000(lb.frontend, "SIPp run with one backend killed");
-    let a_took = a.received_after_term();
+    let a_took = summary_field(&a.terminate(), "received");
     assert!(b_took > 0, "backend b took no traffic (a: {a_took})");
     assert!(
         a_took > 5000,

@@ -5,13 +5,13 @@
 //! typed error with the right `is_recoverable()`, and the transport's task count and this
 //! process's open descriptors return to where they were.
 
-mod hardening_common;
+mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hardening_common::open_fds;
+use common::open_fds;
 use sip_transport::tcp::{TcpConfig, TcpTransport};
 use sip_transport::{CloseReason, Destination, Error, Limits, Message, Transport, TransportEvent};
 use tokio::io::AsyncWriteExt;

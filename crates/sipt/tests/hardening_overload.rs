@@ -18,14 +18,14 @@
 // serialises whole tests, which is the point.
 #![allow(clippy::await_holding_lock)]
 
-mod hardening_common;
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hardening_common::rss_kib;
+use common::rss_kib;
 use sip_transport::tcp::{TcpConfig, TcpTransport};
 use sip_transport::tls::{TlsConfig, TlsTransport};
 use sip_transport::udp::{UdpConfig, UdpTransport};
@@ -244,7 +244,7 @@ async fn slowloris_once() -> (u64, u64) {
             .expect("slow tcp");
         slow.push(tokio::spawn(drip(s, go.clone())));
     }
-    let connector = tokio_rustls::TlsConnector::from(hardening_common::tls_client_config(&pki));
+    let connector = tokio_rustls::TlsConnector::from(common::tls_client_config(&pki));
     for _ in 0..SLOW_TLS {
         let s = TcpStream::connect(tls.local_addr())
             .await

@@ -1,4 +1,4 @@
-//! Helpers shared by the `hardening_*` tests: a `sipt serve` child process, blocking SIP
+//! Helpers shared by sipt's integration tests: a `sipt serve` child process, blocking SIP
 //! clients over TCP, TLS and WebSocket (a minimal RFC 6455 client, so tests can also send
 //! frames a library would refuse to build), and RSS / open-descriptor readings from /proc.
 //!
@@ -81,7 +81,12 @@ impl Server {
     }
 
     /// SIGTERM, then the `summary:` line.
-    pub fn terminate(mut self) -> String {
+    pub fn terminate(self) -> String {
+        self.terminate_with_status().0
+    }
+
+    /// SIGTERM, then the `summary:` line and the exit code.
+    pub fn terminate_with_status(mut self) -> (String, Option<i32>) {
         let st = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -93,8 +98,8 @@ impl Server {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             if line.starts_with("summary:") {
-                let _ = self.child.wait();
-                return line;
+                let code = self.child.wait().ok().and_then(|s| s.code());
+                return (line, code);
             }
         }
         panic!("no summary line after SIGTERM");
