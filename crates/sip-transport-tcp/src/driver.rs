@@ -105,6 +105,10 @@ pub(crate) struct Driver<C: StreamConnector> {
     /// Bytes of `out[0]` already written.
     head_written: usize,
     needs_flush: bool,
+    /// Messages the stream took but has not flushed yet (a TLS session buffers records).
+    /// They count as written only after a flush, so a close that drops the stream with them
+    /// still inside reports them as lost instead of losing them silently.
+    unflushed: usize,
     pongs_queued: u8,
     ping_outstanding: bool,
     last_activity: Instant,
@@ -145,6 +149,7 @@ impl<C: StreamConnector> Driver<C> {
             out: VecDeque::new(),
             head_written: 0,
             needs_flush: false,
+            unflushed: 0,
             pongs_queued: 0,
             ping_outstanding: false,
             last_activity: now,
@@ -460,7 +465,16 @@ impl<C: StreamConnector> Driver<C> {
                     let e = io::Error::from(io::ErrorKind::WriteZero);
                     return Poll::Ready(Err(self.io_failed(e)));
                 }
-                Poll::Ready(Ok(written)) => self.advance(written),
+                Poll::Ready(Ok(written)) => {
+                    self.advance(written);
+                    // Push buffered records out now (a no-op for plain TCP), so what the
+                    // stream holds is counted only once it really left.
+                    if let done @ (Poll::Pending | Poll::Ready(Err(_))) =
+                        self.poll_flush_counted(cx)
+                    {
+                        return done;
+                    }
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_failed(e))),
                 Poll::Pending => {
                     self.stall_since.get_or_insert_with(Instant::now);
@@ -468,18 +482,33 @@ impl<C: StreamConnector> Driver<C> {
                 }
             }
         }
-        if self.needs_flush {
-            match Pin::new(&mut self.stream).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.needs_flush = false,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_failed(e))),
-                Poll::Pending => {
-                    self.stall_since.get_or_insert_with(Instant::now);
-                    return Poll::Pending;
-                }
-            }
+        if self.needs_flush
+            && let done @ (Poll::Pending | Poll::Ready(Err(_))) = self.poll_flush_counted(cx)
+        {
+            return done;
         }
         self.stall_since = None;
         Poll::Ready(Ok(()))
+    }
+
+    /// Flushes the stream; on success counts the messages it held as written.
+    fn poll_flush_counted(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CloseReason>> {
+        match Pin::new(&mut self.stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.needs_flush = false;
+                if self.unflushed > 0 {
+                    self.conn.written(self.unflushed);
+                    add(&self.shared.counters.messages_sent, self.unflushed);
+                    self.unflushed = 0;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.io_failed(e))),
+            Poll::Pending => {
+                self.stall_since.get_or_insert_with(Instant::now);
+                Poll::Pending
+            }
+        }
     }
 
     /// Drops what `written` bytes completed from the outbox, and counts it.
@@ -508,10 +537,7 @@ impl<C: StreamConnector> Driver<C> {
             }
             self.out.pop_front();
         }
-        if messages > 0 {
-            self.conn.written(messages);
-            add(&counters.messages_sent, messages);
-        }
+        self.unflushed += messages;
     }
 
     /// The earliest moment a timer must look again.

@@ -4,7 +4,7 @@
 //! stays flat over three rounds. `close()` with 500 large messages queued towards a slowly
 //! reading TLS peer: within the grace period every message arrives; when the grace period
 //! runs out, every accepted message arrived or is in `stats().send_errors` and an `Error`
-//! event (ignored: a known accounting gap, see that test). Then `Closed`, and no task is left.
+//! event. Then `Closed`, and no task is left.
 
 mod common;
 
@@ -293,17 +293,10 @@ async fn close_flushes_everything_to_a_slow_reader() {
 }
 
 /// The grace period ends first: every accepted message arrived or is a counted, reported
-/// send error.
-///
-/// Fails today, 2-3 messages short every run (seen: accepted 500, received 280, send_errors
-/// 218, messages_sent 282). The
-/// stream driver counts a message as sent once the TLS stream has taken its bytes
-/// (`Driver::advance`), but rustls only buffered them; at the close-grace deadline
-/// (`Driver::on_timer`) only the outbox is counted as lost, not what is still in rustls'
-/// buffer (`needs_flush`), and the stream is dropped, so up to ~64 KiB of "sent" messages
-/// vanish uncounted.
+/// send error. Messages a TLS session has taken but not flushed when the stream is dropped
+/// count as lost (the driver counts a message as written only after a flush); before that
+/// rule, 2-3 of them vanished uncounted in every run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: messages buffered in rustls at the close-grace deadline are lost uncounted"]
 async fn close_accounts_for_every_accepted_message() {
     let _serial = SERIAL.lock().await;
     let o = close_with_queued(Duration::from_millis(500), Duration::from_millis(4)).await;
@@ -319,9 +312,14 @@ async fn close_accounts_for_every_accepted_message() {
         !o.reported.is_empty(),
         "lost messages, no Error event: {o:?}"
     );
-    assert_eq!(
-        o.received + o.send_errors,
-        o.accepted,
-        "every accepted message arrived or was counted as a send error: {o:?}"
+    // Nothing is lost silently: each accepted message arrived or its loss was reported. A
+    // message whose TLS records left just before the stream was dropped, with the flush still
+    // pending, may be both (reported, yet delivered): the safe side for SIP, whose
+    // transactions absorb duplicates.
+    assert!(
+        o.received + o.send_errors >= o.accepted,
+        "an accepted message vanished without an error: {o:?}"
     );
+    // And the books balance: every accepted message is either sent or a send error, once.
+    assert_eq!(o.messages_sent + o.send_errors, o.accepted, "{o:?}");
 }
