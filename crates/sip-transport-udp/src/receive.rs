@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use sip_transport_api::stats::{add, inc};
+use sip_transport_api::stats::{add, dec, inc};
 use sip_transport_api::{
     Datagram, Error, ReceivedMessage, TransportEvent, TransportKind, decode_datagram,
     stamp_received,
@@ -133,12 +133,13 @@ impl ReceiveLoop {
                     TransportKind::Udp,
                     None,
                 ));
+                // Counted before it is queued, so a consumer that already holds the event
+                // never reads a snapshot without it (as the stream transports do).
+                inc(&counters.messages_received);
                 match self.events.try_send(event) {
-                    Ok(()) => {
-                        inc(&counters.messages_received);
-                        ControlFlow::Continue(())
-                    }
+                    Ok(()) => ControlFlow::Continue(()),
                     Err(TrySendError::Full(_)) => {
+                        dec(&counters.messages_received);
                         inc(&counters.dropped);
                         tracing::trace!(%source, "event channel full; datagram dropped");
                         ControlFlow::Continue(())
