@@ -5,9 +5,10 @@
 //! The queue counts every message accepted and not yet written (queued here or taken by the
 //! driver), so `Limits::write_queue_depth` bounds exactly what a slow peer can make us hold.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
@@ -40,6 +41,12 @@ pub(crate) struct Connection {
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) direction: Direction,
+    /// Outbound: the TLS server name it was dialed and verified for (trailing dot removed),
+    /// if the destination named one.
+    pub(crate) dialed_for: Option<Arc<str>>,
+    /// The connector's `PeerInfo`, type-erased so that the (non-generic) pool can ask the
+    /// connector whether this connection serves a name; the driver reads it for `annotate`.
+    info: Box<dyn Any + Send + Sync>,
     depth: usize,
     queue: Mutex<Queue>,
 }
@@ -56,6 +63,8 @@ impl Connection {
             peer,
             local,
             direction,
+            dialed_for: None,
+            info: Box::new(()),
             depth: depth.max(1),
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -64,6 +73,29 @@ impl Connection {
                 state: ConnState::Open,
             }),
         }
+    }
+
+    /// Sets the connector's peer information and, outbound, the server name dialed for.
+    pub(crate) fn with_peer(
+        mut self,
+        info: Box<dyn Any + Send + Sync>,
+        dialed_for: Option<Arc<str>>,
+    ) -> Self {
+        self.info = info;
+        self.dialed_for = dialed_for;
+        self
+    }
+
+    /// The connector's peer information (`None` only if `T` is not its `PeerInfo` type).
+    pub(crate) fn peer_info<T: 'static>(&self) -> Option<&T> {
+        self.info.downcast_ref()
+    }
+
+    /// Whether this connection was dialed for the server name `name` (ASCII case-insensitive).
+    pub(crate) fn dialed_for_name(&self, name: &str) -> bool {
+        self.dialed_for
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case(name))
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {

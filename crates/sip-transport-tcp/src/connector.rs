@@ -43,6 +43,17 @@ pub trait StreamConnector: Send + Sync + 'static {
     /// Reads the peer information from an established stream (called once per connection).
     fn peer_info(&self, stream: &Self::Stream) -> Self::PeerInfo;
 
+    /// Whether a connection whose peer is `info` may carry requests for the TLS server name
+    /// `name` (a `Destination::server_name`, trailing dot removed) without a new handshake.
+    /// The pool asks before reusing a connection for a named destination that the connection
+    /// was not dialed for (an inbound one, or one dialed for another name); when it says no,
+    /// the transport dials and verifies `name` itself (RFC 5922 §7.2, RFC 5923 §6).
+    /// Default: true (TCP: any flow to the address serves any name).
+    fn serves_name(&self, info: &Self::PeerInfo, name: &str) -> bool {
+        let _ = (info, name);
+        true
+    }
+
     /// Extension point, called for every message received on a connection before it is
     /// delivered: TLS attaches the peer's certificate identity here. Default: nothing.
     fn annotate(&self, info: &Self::PeerInfo, message: &mut ReceivedMessage) {

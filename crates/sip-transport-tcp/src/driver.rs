@@ -99,7 +99,6 @@ pub(crate) struct Driver<C: StreamConnector> {
     shared: Arc<Shared<C>>,
     conn: Arc<Connection>,
     stream: C::Stream,
-    info: C::PeerInfo,
     dec: StreamDecoder,
     out: VecDeque<OutItem>,
     /// Bytes of `out[0]` already written.
@@ -134,7 +133,6 @@ impl<C: StreamConnector> Driver<C> {
         shared: Arc<Shared<C>>,
         conn: Arc<Connection>,
         stream: C::Stream,
-        info: C::PeerInfo,
         slot: Slot,
     ) -> Box<Self> {
         let mut dec = StreamDecoder::new(shared.config.limits.clone());
@@ -144,7 +142,6 @@ impl<C: StreamConnector> Driver<C> {
         let mut d = Box::new(Driver {
             conn,
             stream,
-            info,
             dec,
             out: VecDeque::new(),
             head_written: 0,
@@ -389,7 +386,9 @@ impl<C: StreamConnector> Driver<C> {
                         self.shared.kind,
                         Some(self.conn.flow),
                     );
-                    self.shared.connector.annotate(&self.info, &mut rm);
+                    if let Some(info) = self.conn.peer_info::<C::PeerInfo>() {
+                        self.shared.connector.annotate(info, &mut rm);
+                    }
                     TransportEvent::Message(rm)
                 }
                 Frame::Ping => {

@@ -150,13 +150,6 @@ fn serve<C: StreamConnector>(
     })
     .await;
         drop(permit);
-        let conn = Arc::new(Connection::new(
-            client,
-            local,
-            Direction::Inbound,
-            limits.write_queue_depth,
-        ));
-        tracing::Span::current().record("flow", tracing::field::display(conn.flow));
         let stream = match accepted {
             Ok(s) => s,
             Err(Error::TransportClosed) => return,
@@ -170,13 +163,18 @@ fn serve<C: StreamConnector>(
                 return;
             }
         };
+        let info = shared.connector.peer_info(&stream);
+        let conn = Arc::new(
+            Connection::new(client, local, Direction::Inbound, limits.write_queue_depth)
+                .with_peer(Box::new(info), None),
+        );
+        tracing::Span::current().record("flow", tracing::field::display(conn.flow));
         if !shared.pool.insert(&conn) {
             return; // closed meanwhile
         }
         inc(&shared.counters.connections_accepted);
         inc(&shared.counters.connections_open);
-        let info = shared.connector.peer_info(&stream);
-        Driver::new(shared, conn, stream, info, slot).run().await;
+        Driver::new(shared, conn, stream, slot).run().await;
     }
 }
 

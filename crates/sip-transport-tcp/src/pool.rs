@@ -2,6 +2,14 @@
 //! the connection limits (total, and inbound per remote IP), and the dials in flight so that
 //! concurrent sends to a new destination share one dial.
 //!
+//! TLS server names (RFC 5922 §7.2, RFC 5923 §6): a connection verified for one name must not
+//! carry requests for another name it was never verified for. So an address may have several
+//! connections (say, one dialed for each name), and a destination that names a server reuses
+//! one only if it was dialed for that name or the connector says its peer serves the name
+//! ([`StreamConnector::serves_name`](crate::StreamConnector::serves_name); TCP: always).
+//! Dials in flight are keyed by address and name. A destination without a name reuses any
+//! connection to the address, as before.
+//!
 //! One short-held mutex: it is taken to set up and tear down connections and once per send to
 //! find the connection, never on the receive path (each driver holds its own handle).
 
@@ -18,12 +26,19 @@ use crate::connection::{ConnState, Connection};
 /// What a dial in flight publishes: `None` until it finishes.
 pub(crate) type DialOutcome = Option<std::result::Result<Arc<Connection>, Error>>;
 
-/// The answer to "which connection goes to this address?".
+/// A dial in flight: the server name it verifies (`None`: unnamed destination) and where its
+/// outcome is published.
+type Dial = (Option<Arc<str>>, watch::Receiver<DialOutcome>);
+
+/// The answer to "which connection goes to this address (for this name)?".
 pub(crate) enum Route {
     /// An open connection.
     Open(Arc<Connection>),
-    /// Another sender is dialing it: wait for the outcome.
-    Wait(watch::Receiver<DialOutcome>),
+    /// Another sender is dialing it: wait for the outcome. `true`: the dial is for this
+    /// destination (same name, or the destination names none), so its outcome is the
+    /// sender's; `false`: it is for another name, and the sender checks that the connection
+    /// serves its name (else it dials with `exact`).
+    Wait(watch::Receiver<DialOutcome>, bool),
     /// Nobody is: the caller dials, holding the reserved slot, and publishes the outcome.
     Dial(Slot, watch::Sender<DialOutcome>),
 }
@@ -40,11 +55,13 @@ pub(crate) enum Refusal {
 struct Inner {
     closed: bool,
     by_flow: HashMap<FlowId, Arc<Connection>>,
-    by_addr: HashMap<SocketAddr, Arc<Connection>>,
+    /// Oldest first; usually one per address.
+    by_addr: HashMap<SocketAddr, Vec<Arc<Connection>>>,
     inbound_per_ip: HashMap<IpAddr, usize>,
     /// Slots held: open connections plus accepts in handshake plus dials in flight.
     slots: usize,
-    dialing: HashMap<SocketAddr, watch::Receiver<DialOutcome>>,
+    /// Dials in flight, by address, then by server name (`None`: unnamed destination).
+    dialing: HashMap<SocketAddr, Vec<Dial>>,
 }
 
 /// See the module docs.
@@ -115,20 +132,47 @@ impl ConnectionPool {
         })
     }
 
-    /// Finds the connection for `addr`, joins a dial in flight, or reserves a slot for a new
-    /// dial (`ConnectionLimit` when none is left).
-    pub(crate) fn route(self: &Arc<Self>, addr: SocketAddr) -> Result<Route> {
+    /// Finds the connection for `addr` and server `name`, joins a dial in flight, or reserves
+    /// a slot for a new dial (`ConnectionLimit` when none is left).
+    ///
+    /// With a name, an open connection is reused only if it was dialed for that name or
+    /// `serves` accepts it; a dial in flight for another name is joined (to check its
+    /// connection afterwards) unless `exact`. Without a name, the newest open connection to
+    /// the address, or any dial in flight to it, is used.
+    pub(crate) fn route(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        name: Option<&str>,
+        exact: bool,
+        serves: &dyn Fn(&Connection) -> bool,
+    ) -> Result<Route> {
         let mut p = self.lock();
         if p.closed {
             return Err(Error::TransportClosed);
         }
-        if let Some(c) = p.by_addr.get(&addr)
-            && c.state() == ConnState::Open
-        {
+        let usable = |c: &Connection| match name {
+            None => true,
+            Some(n) => c.dialed_for_name(n) || serves(c),
+        };
+        if let Some(c) = p.by_addr.get(&addr).and_then(|cs| {
+            cs.iter()
+                .rev()
+                .find(|c| c.state() == ConnState::Open && usable(c))
+        }) {
             return Ok(Route::Open(Arc::clone(c)));
         }
-        if let Some(rx) = p.dialing.get(&addr) {
-            return Ok(Route::Wait(rx.clone()));
+        if let Some(dials) = p.dialing.get(&addr) {
+            let same = |key: &Option<Arc<str>>| match (key.as_deref(), name) {
+                (_, None) => true,
+                (Some(k), Some(n)) => k.eq_ignore_ascii_case(n),
+                (None, Some(_)) => false,
+            };
+            if let Some((_, rx)) = dials.iter().find(|(key, _)| same(key)) {
+                return Ok(Route::Wait(rx.clone(), true));
+            }
+            if !exact && let Some((_, rx)) = dials.first() {
+                return Ok(Route::Wait(rx.clone(), false));
+            }
         }
         if p.slots >= self.max_total {
             return Err(Error::ConnectionLimit {
@@ -137,7 +181,10 @@ impl ConnectionPool {
         }
         p.slots += 1;
         let (tx, rx) = watch::channel(None);
-        p.dialing.insert(addr, rx);
+        p.dialing
+            .entry(addr)
+            .or_default()
+            .push((name.map(Arc::from), rx));
         Ok(Route::Dial(
             Slot {
                 pool: Arc::clone(self),
@@ -147,9 +194,19 @@ impl ConnectionPool {
         ))
     }
 
-    /// Ends the dial to `addr` (success or not) so later senders stop waiting on it.
-    pub(crate) fn end_dial(&self, addr: SocketAddr) {
-        self.lock().dialing.remove(&addr);
+    /// Ends the dial to `addr` for `name` (success or not) so later senders stop waiting on
+    /// it.
+    pub(crate) fn end_dial(&self, addr: SocketAddr, name: Option<&str>) {
+        let mut p = self.lock();
+        if let Entry::Occupied(mut e) = p.dialing.entry(addr) {
+            let dials = e.get_mut();
+            if let Some(i) = dials.iter().position(|(key, _)| key.as_deref() == name) {
+                dials.remove(i);
+            }
+            if dials.is_empty() {
+                e.remove();
+            }
+        }
     }
 
     /// Adds an established connection; false once the pool is closed (the caller drops it).
@@ -159,7 +216,10 @@ impl ConnectionPool {
             return false;
         }
         p.by_flow.insert(conn.flow, Arc::clone(conn));
-        p.by_addr.insert(conn.peer, Arc::clone(conn));
+        p.by_addr
+            .entry(conn.peer)
+            .or_default()
+            .push(Arc::clone(conn));
         true
     }
 
@@ -167,10 +227,11 @@ impl ConnectionPool {
     pub(crate) fn remove(&self, conn: &Connection) {
         let mut p = self.lock();
         p.by_flow.remove(&conn.flow);
-        if let Entry::Occupied(e) = p.by_addr.entry(conn.peer)
-            && e.get().flow == conn.flow
-        {
-            e.remove();
+        if let Entry::Occupied(mut e) = p.by_addr.entry(conn.peer) {
+            e.get_mut().retain(|c| c.flow != conn.flow);
+            if e.get().is_empty() {
+                e.remove();
+            }
         }
     }
 
@@ -216,7 +277,7 @@ mod tests {
             Some(Refusal::Total)
         );
         assert!(matches!(
-            pool.route(addr("10.0.0.9:5060")),
+            pool.route(addr("10.0.0.9:5060"), None, false, &|_| true),
             Err(Error::ConnectionLimit { limit: 3 })
         ));
         drop(a);
@@ -227,20 +288,73 @@ mod tests {
     fn dial_dedup_and_routes() {
         let pool = Arc::new(ConnectionPool::new(10, 10));
         let to = addr("127.0.0.1:5060");
-        let Ok(Route::Dial(slot, tx)) = pool.route(to) else {
+        let route = |name| pool.route(to, name, false, &|_| true);
+        let Ok(Route::Dial(slot, tx)) = route(None) else {
             panic!("expected to dial")
         };
-        assert!(matches!(pool.route(to), Ok(Route::Wait(_))));
+        assert!(matches!(route(None), Ok(Route::Wait(_, true))));
         let c = Arc::new(Connection::new(to, to, Direction::Outbound, 4));
         assert!(pool.insert(&c));
-        pool.end_dial(to);
+        pool.end_dial(to, None);
         let _ = tx.send(Some(Ok(Arc::clone(&c))));
-        assert!(matches!(pool.route(to), Ok(Route::Open(_))));
+        assert!(matches!(route(None), Ok(Route::Open(_))));
         assert!(pool.get(c.flow).is_some());
         pool.remove(&c);
         drop(slot);
         assert!(pool.get(c.flow).is_none());
         assert_eq!(pool.close().len(), 0);
-        assert!(matches!(pool.route(to), Err(Error::TransportClosed)));
+        assert!(matches!(route(None), Err(Error::TransportClosed)));
+    }
+
+    #[test]
+    fn names_keep_connections_apart() {
+        let pool = Arc::new(ConnectionPool::new(10, 10));
+        let to = addr("127.0.0.1:5061");
+        let never = |_: &Connection| false;
+        let Ok(Route::Dial(_a_slot, _)) = pool.route(to, Some("a.test"), false, &never) else {
+            panic!("expected to dial a.test")
+        };
+        // Same name (any case) joins; another name joins only to check, and dials if exact.
+        assert!(matches!(
+            pool.route(to, Some("A.TEST"), false, &never),
+            Ok(Route::Wait(_, true))
+        ));
+        assert!(matches!(
+            pool.route(to, Some("b.test"), false, &never),
+            Ok(Route::Wait(_, false))
+        ));
+        let Ok(Route::Dial(_b_slot, _)) = pool.route(to, Some("b.test"), true, &never) else {
+            panic!("expected to dial b.test")
+        };
+        let a = Arc::new(
+            Connection::new(to, to, Direction::Outbound, 4)
+                .with_peer(Box::new(()), Some(Arc::from("a.test"))),
+        );
+        assert!(pool.insert(&a));
+        pool.end_dial(to, Some("a.test"));
+        // Reused for its own name and for unnamed destinations, not for a name it may not
+        // serve.
+        assert!(
+            matches!(pool.route(to, Some("A.test"), false, &never), Ok(Route::Open(c)) if c.flow == a.flow)
+        );
+        assert!(matches!(
+            pool.route(to, None, false, &never),
+            Ok(Route::Open(_))
+        ));
+        assert!(matches!(
+            pool.route(to, Some("c.test"), true, &never),
+            Ok(Route::Dial(..))
+        ));
+        assert!(matches!(
+            pool.route(to, Some("c.test"), false, &|_| true),
+            Ok(Route::Open(_))
+        ));
+        pool.end_dial(to, Some("b.test"));
+        pool.end_dial(to, Some("c.test"));
+        pool.remove(&a);
+        assert!(matches!(
+            pool.route(to, Some("a.test"), false, &never),
+            Ok(Route::Dial(..))
+        ));
     }
 }

@@ -237,33 +237,50 @@ impl<C: StreamConnector> StreamTransport<C> {
                 peer: addr,
             });
         }
-        let mut rx = match self.shared.pool.route(addr)? {
-            Route::Open(c) => return Ok(c),
-            Route::Wait(rx) => rx,
-            Route::Dial(slot, tx) => {
-                let rx = tx.subscribe();
-                let dest = Destination {
-                    addr,
-                    ..dest.clone()
-                };
-                let span = tracing::info_span!(
-                    "sip_conn", kind = %self.shared.kind, peer = %addr, dir = "out",
-                    flow = tracing::field::Empty,
-                );
-                let shared = Arc::clone(&self.shared);
-                let task = |token| dial_task(shared, dest, slot, tx, token).instrument(span);
-                self.shared.tasks.spawn(task);
-                rx
-            }
+        // A named destination reuses a connection only if it serves that TLS server name
+        // (RFC 5922 §7.2, RFC 5923 §6): see the pool's module docs.
+        let name = name_key(dest);
+        let connector = &self.shared.connector;
+        let serves = |c: &Connection| match (name, c.peer_info::<C::PeerInfo>()) {
+            (Some(n), Some(info)) => connector.serves_name(info, n),
+            _ => false,
         };
-        let outcome = rx
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| Error::TransportClosed)?;
-        match &*outcome {
-            Some(Ok(c)) => Ok(Arc::clone(c)),
-            Some(Err(e)) => Err(dial::duplicate(e, addr)),
-            None => Err(Error::TransportClosed),
+        // `exact`: a dial for another name was joined and did not give a connection serving
+        // ours; the second round dials for this name (or joins such a dial).
+        let mut exact = false;
+        loop {
+            let (mut rx, ours) = match self.shared.pool.route(addr, name, exact, &serves)? {
+                Route::Open(c) => return Ok(c),
+                Route::Wait(rx, ours) => (rx, ours),
+                Route::Dial(slot, tx) => {
+                    let rx = tx.subscribe();
+                    let dest = Destination {
+                        addr,
+                        ..dest.clone()
+                    };
+                    let span = tracing::info_span!(
+                        "sip_conn", kind = %self.shared.kind, peer = %addr, dir = "out",
+                        flow = tracing::field::Empty,
+                    );
+                    let shared = Arc::clone(&self.shared);
+                    let task = |token| dial_task(shared, dest, slot, tx, token).instrument(span);
+                    self.shared.tasks.spawn(task);
+                    (rx, true)
+                }
+            };
+            let outcome = rx
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| Error::TransportClosed)?;
+            match &*outcome {
+                Some(Ok(c)) if ours || serves(c) => return Ok(Arc::clone(c)),
+                Some(Err(e)) if ours => return Err(dial::duplicate(e, addr)),
+                None => return Err(Error::TransportClosed),
+                // Another name's dial: its connection does not serve ours, or it failed.
+                Some(_) if !exact => exact = true,
+                Some(Ok(c)) => return Ok(Arc::clone(c)),
+                Some(Err(e)) => return Err(dial::duplicate(e, addr)),
+            }
         }
     }
 
@@ -324,14 +341,14 @@ fn dial_task<C: StreamConnector>(
     async move {
         let _token = token;
         /// Ends the dial in the pool even if this task is dropped mid-dial.
-        struct EndDial<'a>(&'a ConnectionPool, SocketAddr);
+        struct EndDial<'a>(&'a ConnectionPool, SocketAddr, Option<&'a str>);
         impl Drop for EndDial<'_> {
             fn drop(&mut self) {
-                self.0.end_dial(self.1);
+                self.0.end_dial(self.1, self.2);
             }
         }
         let addr = dest.addr;
-        let end = EndDial(&shared.pool, addr);
+        let end = EndDial(&shared.pool, addr, name_key(&dest));
         let limits = &shared.config.limits;
         // Boxed: the dial's state is freed once it is done, instead of sitting in the
         // connection task for the connection's whole life.
@@ -351,12 +368,11 @@ fn dial_task<C: StreamConnector>(
                 return;
             }
         };
-        let conn = Arc::new(Connection::new(
-            addr,
-            local,
-            Direction::Outbound,
-            limits.write_queue_depth,
-        ));
+        let info = shared.connector.peer_info(&stream);
+        let conn = Arc::new(
+            Connection::new(addr, local, Direction::Outbound, limits.write_queue_depth)
+                .with_peer(Box::new(info), name_key(&dest).map(Arc::from)),
+        );
         tracing::Span::current().record("flow", tracing::field::display(conn.flow));
         let inserted = shared.pool.insert(&conn);
         drop(end);
@@ -368,9 +384,16 @@ fn dial_task<C: StreamConnector>(
         inc(&shared.counters.connections_open);
         tx.send_replace(Some(Ok(Arc::clone(&conn))));
         drop(tx);
-        let info = shared.connector.peer_info(&stream);
-        Driver::new(shared, conn, stream, info, slot).run().await;
+        Driver::new(shared, conn, stream, slot).run().await;
     }
+}
+
+/// The destination's server name as the pool compares it (ASCII case-insensitively): without
+/// the trailing dot of an absolute DNS name.
+fn name_key(dest: &Destination) -> Option<&str> {
+    dest.server_name
+        .as_deref()
+        .map(|n| n.strip_suffix('.').unwrap_or(n))
 }
 
 /// TCP connect (connect timeout), then the connector's client side (handshake timeout).

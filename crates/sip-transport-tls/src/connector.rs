@@ -19,7 +19,7 @@ use tokio_rustls::{TlsAcceptor, TlsStream};
 
 use crate::TlsConfig;
 use crate::handshake_error::map_io_error;
-use crate::identity::peer_identity;
+use crate::identity::{covers, peer_identity};
 
 /// Runs TLS handshakes for a [`TlsTransport`](crate::TlsTransport): server side on accepted
 /// connections, client side (SNI and verification from `Destination::server_name`) on dialed
@@ -69,9 +69,15 @@ impl TlsConnector {
 /// The name to send as SNI and to verify the certificate against: the SIP URI host when there
 /// is one (RFC 5922 §7.2), an IP literal as an IP address, else the destination address.
 pub(crate) fn server_name(dest: &Destination) -> Result<ServerName<'static>> {
-    let Some(name) = dest.server_name.as_deref() else {
-        return Ok(ServerName::IpAddress(dest.addr.ip().into()));
-    };
+    match dest.server_name.as_deref() {
+        Some(name) => parse_server_name(name),
+        None => Ok(ServerName::IpAddress(dest.addr.ip().into())),
+    }
+}
+
+/// A `Destination::server_name` as a TLS server name: an IP literal (bracketed or not) as an IP
+/// address, else a DNS name without its trailing dot.
+fn parse_server_name(name: &str) -> Result<ServerName<'static>> {
     let bare = name
         .strip_prefix('[')
         .and_then(|n| n.strip_suffix(']'))
@@ -120,6 +126,20 @@ impl StreamConnector for TlsConnector {
         let (_, session) = stream.get_ref();
         let leaf = session.peer_certificates()?.first()?;
         Some(Arc::new(peer_identity(leaf.as_ref())))
+    }
+
+    /// A connection serves `name` when the peer's certificate covers it by the rules rustls
+    /// (webpki) verifies a server name with: an IP literal must equal an iPAddress SAN; a DNS
+    /// name must equal a dNSName SAN (ASCII case-insensitive), or match a `*.` wildcard SAN in
+    /// its whole first label. RFC 5922 §7.2 (the name a request's TLS connection is verified
+    /// for), RFC 5923 §6 (reusing a connection, inbound ones included, only for names the
+    /// peer's certificate covers). No certificate (an inbound peer without client auth), or
+    /// a name that is no valid TLS server name: false, so the transport dials and verifies.
+    fn serves_name(&self, info: &Self::PeerInfo, name: &str) -> bool {
+        match (info, parse_server_name(name)) {
+            (Some(identity), Ok(name)) => covers(identity, &name),
+            _ => false,
+        }
     }
 
     fn annotate(&self, info: &Self::PeerInfo, message: &mut ReceivedMessage) {

@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 
+use rustls_pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use sip_transport_api::PeerIdentity;
 
@@ -17,6 +18,41 @@ pub(crate) fn peer_identity(leaf_der: &[u8]) -> PeerIdentity {
     let fingerprint: [u8; 32] = Sha256::digest(leaf_der).into();
     let sans = subject_alt_names(leaf_der).unwrap_or_default();
     PeerIdentity::new(fingerprint, sans.dns, sans.ips, sans.uris)
+}
+
+/// Whether `identity`'s subjectAltNames cover `name`, as webpki matches a server name: an IP
+/// address against iPAddress entries only; a DNS name against dNSName entries, ASCII
+/// case-insensitively, a wildcard only as the whole first label of an entry with at least two
+/// more labels (`*.example.com`), matching exactly one non-empty label.
+pub(crate) fn covers(identity: &PeerIdentity, name: &ServerName<'_>) -> bool {
+    match name {
+        ServerName::IpAddress(ip) => {
+            let ip = IpAddr::from(*ip);
+            identity.ip_addresses.contains(&ip)
+        }
+        ServerName::DnsName(dns) => {
+            let name = dns.as_ref();
+            let name = name.strip_suffix('.').unwrap_or(name);
+            identity
+                .dns_names
+                .iter()
+                .any(|san| dns_name_matches(san.strip_suffix('.').unwrap_or(san), name))
+        }
+        _ => false,
+    }
+}
+
+fn dns_name_matches(san: &str, name: &str) -> bool {
+    if let Some(suffix) = san.strip_prefix("*.") {
+        if !suffix.contains('.') || suffix.contains('*') {
+            return false;
+        }
+        return match name.split_once('.') {
+            Some((label, rest)) => !label.is_empty() && rest.eq_ignore_ascii_case(suffix),
+            None => false,
+        };
+    }
+    !san.contains('*') && san.eq_ignore_ascii_case(name)
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -159,6 +195,28 @@ mod tests {
         assert_eq!(client.dns_names, vec![CLIENT_DNS_NAME.to_owned()]);
         assert_eq!(client.uris, vec![CLIENT_SIP_URI.to_owned()]);
         assert!(client.ip_addresses.is_empty());
+    }
+
+    #[test]
+    fn covers_names_like_webpki() {
+        let id = PeerIdentity::new(
+            [0; 32],
+            vec!["sip.Example.com".into(), "*.wild.example.com".into()],
+            vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
+            vec![],
+        );
+        let dns = |n: &str| ServerName::try_from(n.to_owned()).expect("dns name");
+        let ip = |n: &str| ServerName::IpAddress(n.parse::<IpAddr>().expect("ip").into());
+        assert!(covers(&id, &dns("SIP.example.COM")));
+        assert!(covers(&id, &dns("a.wild.example.com")));
+        assert!(!covers(&id, &dns("wild.example.com")));
+        assert!(!covers(&id, &dns("a.b.wild.example.com")));
+        assert!(!covers(&id, &dns("other.example.com")));
+        assert!(!covers(&id, &dns("example.com")));
+        assert!(covers(&id, &ip("192.0.2.1")));
+        assert!(!covers(&id, &ip("192.0.2.2")));
+        let star = PeerIdentity::new([0; 32], vec!["*.com".into()], vec![], vec![]);
+        assert!(!covers(&star, &dns("example.com")));
     }
 
     #[test]
