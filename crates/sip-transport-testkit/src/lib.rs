@@ -12,6 +12,7 @@
 
 pub mod certs;
 mod dnsmasq;
+pub mod events;
 
 pub use dnsmasq::Dnsmasq;
 
