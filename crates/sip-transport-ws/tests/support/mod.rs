@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sip_transport_api::{FlowId, Message, ReceivedMessage, Transport, TransportEvent};
+use sip_transport_api::{FlowId, Message, Transport, TransportEvent};
 use sip_transport_testkit::certs::TestPki;
 use sip_transport_testkit::ok_response;
 use sip_transport_tls::TlsConfig;
@@ -88,20 +88,9 @@ pub fn respond(
     (rx, task)
 }
 
-/// Waits for the next `Message` event (other events are skipped).
-pub async fn next_message(events: &mut mpsc::Receiver<TransportEvent>) -> ReceivedMessage {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match events.recv().await {
-                Some(TransportEvent::Message(m)) => return m,
-                Some(_) => continue,
-                None => panic!("event channel closed"),
-            }
-        }
-    })
-    .await
-    .expect("timed out waiting for a message")
-}
+// Not every test binary waits for messages.
+#[allow(unused_imports)]
+pub use sip_transport_testkit::events::next_message;
 
 /// Waits for an event matching `pred` on an unbounded receiver.
 pub async fn wait_event<F>(

@@ -85,20 +85,9 @@ impl Responder {
     }
 }
 
-/// The next `Message` event on a transport's receiver.
-pub async fn next_message(events: &mut mpsc::Receiver<TransportEvent>) -> ReceivedMessage {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match events.recv().await {
-                Some(TransportEvent::Message(m)) => return m,
-                Some(_) => {}
-                None => panic!("event channel ended"),
-            }
-        }
-    })
-    .await
-    .expect("no message in time")
-}
+// Not every test binary waits for messages.
+#[allow(unused_imports)]
+pub use sip_transport_testkit::events::next_message;
 
 /// Waits for `ConnectionClosed` of `flow`.
 pub async fn closed(events: &mut mpsc::Receiver<TransportEvent>, flow: FlowId) {
