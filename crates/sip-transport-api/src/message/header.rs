@@ -56,7 +56,9 @@ pub fn names_match(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Headers the index records positions of while parsing, so the transport never searches.
+/// Header names recognised while parsing: the ones the transport reads, and the most common
+/// others, so a lookup compares ids instead of names and the parser skips the token check for
+/// a spelling it recognised. Compact forms map to their header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HeaderId {
     Via,
@@ -65,38 +67,142 @@ pub(crate) enum HeaderId {
     From,
     To,
     ContentLength,
+    MaxForwards,
+    Contact,
+    ContentType,
+    Route,
+    RecordRoute,
+    Expires,
+    UserAgent,
+    Allow,
+    Supported,
+    Event,
+    Subject,
+    Require,
     Other,
 }
 
-/// Classifies a header name without allocating.
+/// A header name to recognise, as a little-endian word of its lowercase bytes and the
+/// case bits of its letters: a name matches when `word | case == lower`. Setting bit 5
+/// lowercases a letter and turns no other byte into one, so non-letters must match exactly
+/// and only exact token spellings are recognised.
+#[derive(Clone, Copy)]
+struct Pattern {
+    lower: u64,
+    case: u64,
+}
+
+const fn pattern(s: &[u8]) -> Pattern {
+    let mut lower = 0u64;
+    let mut case = 0u64;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i].to_ascii_lowercase();
+        lower |= (b as u64) << (8 * i);
+        if b.is_ascii_lowercase() {
+            case |= 0x20 << (8 * i);
+        }
+        i += 1;
+    }
+    Pattern { lower, case }
+}
+
+/// The first `N` (at most 8) bytes of `name` as a little-endian word, zero-padded.
+#[inline]
+fn word<const N: usize>(name: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(c) = name.first_chunk::<N>() {
+        w[..N].copy_from_slice(c);
+    }
+    u64::from_le_bytes(w)
+}
+
+#[inline]
+fn matches(w: u64, p: Pattern) -> bool {
+    w | p.case == p.lower
+}
+
+/// Classifies a header name without allocating: a switch on the length, then a few word
+/// compares.
 #[inline]
 pub(crate) fn classify(name: &[u8]) -> HeaderId {
-    // Most names are written in their usual case: compare exactly first (a few word
-    // compares), then case-insensitively.
-    match name {
-        b"Via" => return HeaderId::Via,
-        b"To" => return HeaderId::To,
-        b"From" => return HeaderId::From,
-        b"CSeq" => return HeaderId::CSeq,
-        b"Call-ID" => return HeaderId::CallId,
-        b"Content-Length" => return HeaderId::ContentLength,
-        _ => {}
-    }
+    const TO: Pattern = pattern(b"to");
+    const VIA: Pattern = pattern(b"via");
+    const FROM: Pattern = pattern(b"from");
+    const CSEQ: Pattern = pattern(b"cseq");
+    const ROUTE: Pattern = pattern(b"route");
+    const ALLOW: Pattern = pattern(b"allow");
+    const EVENT: Pattern = pattern(b"event");
+    const CALL_ID: Pattern = pattern(b"call-id");
+    const CONTACT: Pattern = pattern(b"contact");
+    const EXPIRES: Pattern = pattern(b"expires");
+    const SUBJECT: Pattern = pattern(b"subject");
+    const REQUIRE: Pattern = pattern(b"require");
+    const SUPPORTE: Pattern = pattern(b"supporte");
+    const USER_AGE: Pattern = pattern(b"user-age");
+    const ER_AGENT: Pattern = pattern(b"r-agent");
+    const MAX_FORW: Pattern = pattern(b"max-forw");
+    const ORWARDS: Pattern = pattern(b"orwards");
+    const CONTENT_: Pattern = pattern(b"content-");
+    const TENT_TYPE: Pattern = pattern(b"t-type");
+    const RECORD_R: Pattern = pattern(b"record-r");
+    const D_ROUTE: Pattern = pattern(b"d-route");
+    const T_LENGTH: Pattern = pattern(b"t-length");
     match name.len() {
-        1 => match name[0].to_ascii_lowercase() {
+        1 => match name[0] | 0x20 {
             b'v' => HeaderId::Via,
             b'i' => HeaderId::CallId,
             b'f' => HeaderId::From,
             b't' => HeaderId::To,
             b'l' => HeaderId::ContentLength,
+            b'm' => HeaderId::Contact,
+            b'c' => HeaderId::ContentType,
+            b'k' => HeaderId::Supported,
+            b'o' => HeaderId::Event,
+            b's' => HeaderId::Subject,
             _ => HeaderId::Other,
         },
-        2 if name.eq_ignore_ascii_case(b"to") => HeaderId::To,
-        3 if name.eq_ignore_ascii_case(b"via") => HeaderId::Via,
-        4 if name.eq_ignore_ascii_case(b"from") => HeaderId::From,
-        4 if name.eq_ignore_ascii_case(b"cseq") => HeaderId::CSeq,
-        7 if name.eq_ignore_ascii_case(b"call-id") => HeaderId::CallId,
-        14 if name.eq_ignore_ascii_case(b"content-length") => HeaderId::ContentLength,
+        2 if matches(word::<2>(name), TO) => HeaderId::To,
+        3 if matches(word::<3>(name), VIA) => HeaderId::Via,
+        4 => match word::<4>(name) {
+            w if matches(w, FROM) => HeaderId::From,
+            w if matches(w, CSEQ) => HeaderId::CSeq,
+            _ => HeaderId::Other,
+        },
+        5 => match word::<5>(name) {
+            w if matches(w, ROUTE) => HeaderId::Route,
+            w if matches(w, ALLOW) => HeaderId::Allow,
+            w if matches(w, EVENT) => HeaderId::Event,
+            _ => HeaderId::Other,
+        },
+        7 => match word::<7>(name) {
+            w if matches(w, CALL_ID) => HeaderId::CallId,
+            w if matches(w, CONTACT) => HeaderId::Contact,
+            w if matches(w, EXPIRES) => HeaderId::Expires,
+            w if matches(w, SUBJECT) => HeaderId::Subject,
+            w if matches(w, REQUIRE) => HeaderId::Require,
+            _ => HeaderId::Other,
+        },
+        9 if matches(word::<8>(name), SUPPORTE) && name[8] | 0x20 == b'd' => HeaderId::Supported,
+        10 if matches(word::<8>(name), USER_AGE) && matches(word::<7>(&name[3..]), ER_AGENT) => {
+            HeaderId::UserAgent
+        }
+        12 => {
+            // Two overlapping words: bytes 0..8 and 5..12.
+            let (head, tail) = (word::<8>(name), word::<7>(&name[5..]));
+            if matches(head, MAX_FORW) && matches(tail, ORWARDS) {
+                HeaderId::MaxForwards
+            } else if matches(head, CONTENT_) && matches(word::<6>(&name[6..]), TENT_TYPE) {
+                HeaderId::ContentType
+            } else if matches(head, RECORD_R) && matches(tail, D_ROUTE) {
+                HeaderId::RecordRoute
+            } else {
+                HeaderId::Other
+            }
+        }
+        14 if matches(word::<8>(name), CONTENT_) && matches(word::<8>(&name[6..]), T_LENGTH) => {
+            HeaderId::ContentLength
+        }
         _ => HeaderId::Other,
     }
 }
@@ -178,6 +284,54 @@ mod tests {
         assert_eq!(classify(b"CONTENT-LENGTH"), HeaderId::ContentLength);
         assert_eq!(classify(b"L"), HeaderId::ContentLength);
         assert_eq!(classify(b"X-Via"), HeaderId::Other);
+        assert_eq!(classify(b"cOnTeNt-LeNgTh"), HeaderId::ContentLength);
+        assert_eq!(classify(b"Call-Id"), HeaderId::CallId);
+        assert_eq!(classify(b"cseq"), HeaderId::CSeq);
+        assert_eq!(classify(b"FROM"), HeaderId::From);
+        assert_eq!(classify(b"tO"), HeaderId::To);
+        // Bit 5 turns CR into '-' and '@' into '`': neither may pass for the name.
+        assert_eq!(classify(b"Call\rID"), HeaderId::Other);
+        assert_eq!(classify(b"Content\rLength"), HeaderId::Other);
+        assert_eq!(classify(b"V\x16a"), HeaderId::Other);
+        assert_eq!(classify(b"\x16"), HeaderId::Other);
+        assert_eq!(classify(b"Vi"), HeaderId::Other);
+        for (name, id) in [
+            ("Max-Forwards", HeaderId::MaxForwards),
+            ("Contact", HeaderId::Contact),
+            ("m", HeaderId::Contact),
+            ("Content-Type", HeaderId::ContentType),
+            ("C", HeaderId::ContentType),
+            ("Route", HeaderId::Route),
+            ("Record-Route", HeaderId::RecordRoute),
+            ("Expires", HeaderId::Expires),
+            ("User-Agent", HeaderId::UserAgent),
+            ("Allow", HeaderId::Allow),
+            ("Supported", HeaderId::Supported),
+            ("k", HeaderId::Supported),
+            ("Event", HeaderId::Event),
+            ("o", HeaderId::Event),
+            ("Subject", HeaderId::Subject),
+            ("s", HeaderId::Subject),
+            ("Require", HeaderId::Require),
+        ] {
+            assert_eq!(classify(name.as_bytes()), id, "{name}");
+            assert_eq!(classify(name.to_uppercase().as_bytes()), id, "{name}");
+            assert_eq!(classify(name.to_lowercase().as_bytes()), id, "{name}");
+            // One byte off anywhere is another header.
+            for i in 0..name.len() {
+                let mut b = name.as_bytes().to_vec();
+                b[i] ^= 0x01;
+                assert_ne!(classify(&b), id, "{name} {i}");
+            }
+        }
+        // Every recognised long name agrees with the compact-form table.
+        for (c, long) in COMPACT {
+            let by_letter = classify(&[*c]);
+            if by_letter != HeaderId::Other {
+                assert_eq!(classify(long.as_bytes()), by_letter, "{long}");
+            }
+        }
+        assert_eq!(classify(b"Fro"), HeaderId::Other);
     }
 
     #[test]

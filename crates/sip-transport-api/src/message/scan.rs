@@ -72,46 +72,70 @@ fn lf_mask_short(s: &[u8]) -> u64 {
 #[inline]
 fn lf_mask64(block: &[u8; 64]) -> u64 {
     let (lo, hi) = block.split_at(32);
-    let half = |h: &[u8]| h.first_chunk::<32>().map_or(0, lf_mask32);
+    let half = |h: &[u8]| h.first_chunk::<32>().map_or(0, |h| eq_mask32(h, b'\n'));
     u64::from(half(lo)) | (u64::from(half(hi)) << 32)
 }
 
+/// The first colon in `s` before `end`, looking at 16 bytes at a time: a header name and its
+/// colon usually fit in the first 16 bytes of the line, so this is one compare where a byte
+/// loop would take a branch per byte.
+#[inline]
+pub(crate) fn find_colon(s: &[u8], end: usize) -> Option<usize> {
+    let mut at = 0;
+    while at < end {
+        let Some(chunk) = s.get(at..).and_then(|r| r.first_chunk::<16>()) else {
+            return memchr::memchr(b':', &s[at..end]).map(|p| p + at);
+        };
+        let m = eq_mask16(chunk, b':');
+        if m != 0 {
+            let p = at + m.trailing_zeros() as usize;
+            return (p < end).then_some(p);
+        }
+        at += 16;
+    }
+    None
+}
+
+#[inline]
+fn eq_mask32(block: &[u8; 32], b: u8) -> u32 {
+    let (lo, hi) = block.split_at(16);
+    let half = |h: &[u8]| h.first_chunk::<16>().map_or(0, |h| eq_mask16(h, b));
+    half(lo) | (half(hi) << 16)
+}
+
+/// Bit i set iff `block[i] == b`.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline]
 #[allow(unsafe_code)]
-fn lf_mask32(block: &[u8; 32]) -> u32 {
+fn eq_mask16(block: &[u8; 16], b: u8) -> u32 {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
     };
     // SAFETY: every intrinsic used is SSE2, which every x86_64 CPU has (it is part of the
     // x86_64 baseline, enabled for this target by default), so the instructions exist.
-    // `_mm_loadu_si128` reads 16 bytes from a pointer with no alignment requirement: the two
-    // pointers are `block` and `block + 16`, each followed by 16 readable bytes of the
-    // 32-byte array. Nothing is written.
+    // `_mm_loadu_si128` reads 16 bytes from a pointer with no alignment requirement: the
+    // pointer is `block`, a 16-byte array. Nothing is written.
     unsafe {
-        let lf = _mm_set1_epi8(b'\n' as i8);
-        let p = block.as_ptr().cast::<__m128i>();
-        let lo = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p), lf)) as u32 & 0xffff;
-        let hi = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p.add(1)), lf)) as u32;
-        lo | (hi << 16)
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8))) as u32 & 0xffff
     }
 }
 
 #[cfg(any(not(target_arch = "x86_64"), miri))]
 #[inline]
-fn lf_mask32(block: &[u8; 32]) -> u32 {
-    lf_mask32_portable(block)
+fn eq_mask16(block: &[u8; 16], b: u8) -> u32 {
+    eq_mask16_portable(block, b)
 }
 
-/// Word-at-a-time version of `lf_mask32`, for other targets (and the reference in tests).
+/// Word-at-a-time version of `eq_mask16`, for other targets (and the reference in tests).
 #[cfg_attr(all(target_arch = "x86_64", not(miri), not(test)), allow(dead_code))]
-fn lf_mask32_portable(block: &[u8; 32]) -> u32 {
+fn eq_mask16_portable(block: &[u8; 16], b: u8) -> u32 {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let mut mask = 0;
     for (w, chunk) in block.chunks_exact(8).enumerate() {
         let mut word = [0; 8];
         word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ 0x0a0a_0a0a_0a0a_0a0a;
+        let x = u64::from_le_bytes(word) ^ (u64::from(b) * 0x0101_0101_0101_0101);
         // High bit of each byte set iff that byte of x is zero (no carries between bytes).
         let zero = !(((x & LO7) + LO7) | x) & !LO7;
         // Gather the 8 high bits into the low byte.
@@ -129,20 +153,22 @@ mod tests {
     fn simd_and_portable_masks_agree() {
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         for _ in 0..20_000 {
-            let mut block = [0u8; 32];
+            let mut block = [0u8; 16];
             for b in &mut block {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                // Mostly LF, CR and their neighbours, to exercise carries.
-                *b = [b'\n', b'\r', 0x0b, 0x09, 0x8a, 0x00, 0xff, b'a'][(x % 8) as usize];
+                // Mostly the searched bytes and their neighbours, to exercise carries.
+                *b = [b'\n', b':', 0x0b, 0x09, 0x8a, 0x00, 0xff, b'a'][(x % 8) as usize];
             }
-            let scalar = block
-                .iter()
-                .enumerate()
-                .fold(0u32, |m, (i, b)| m | (u32::from(*b == b'\n') << i));
-            assert_eq!(lf_mask32(&block), scalar, "{block:?}");
-            assert_eq!(lf_mask32_portable(&block), scalar, "{block:?}");
+            for want in [b'\n', b':', 0x8a, 0x00, 0xff] {
+                let scalar = block
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |m, (i, b)| m | (u32::from(*b == want) << i));
+                assert_eq!(eq_mask16(&block, want), scalar, "{want} {block:?}");
+                assert_eq!(eq_mask16_portable(&block, want), scalar, "{want} {block:?}");
+            }
         }
     }
 
@@ -165,6 +191,20 @@ mod tests {
             assert_eq!(l.next_line_end(0), Some(cut), "{cut}");
             assert_eq!(l.next_line_end(cut + 2), Some(cut + 3), "{cut}");
             assert_eq!(l.next_line_end(cut + 5), None, "{cut}");
+        }
+    }
+
+    #[test]
+    fn find_colon_within_the_line_only() {
+        for len in [1usize, 15, 16, 17, 31, 40, 100] {
+            for at in 0..len {
+                let mut line = vec![b'a'; len];
+                line[at] = b':';
+                line.extend_from_slice(b"\r\nx: y\r\n");
+                assert_eq!(find_colon(&line, len), Some(at), "{len} {at}");
+                assert_eq!(find_colon(&line, at), None, "{len} {at}");
+                assert_eq!(find_colon(&line[..len], len), Some(at), "{len} {at}");
+            }
         }
     }
 }
