@@ -123,6 +123,16 @@ fn bench_message(c: &mut Criterion, name: &str, msg: &[u8]) {
             },
         )
     });
+    let leaked: &'static [u8] = Box::leak(msg.to_vec().into_boxed_slice());
+    let fresh = Bytes::from_static(leaked);
+    g.bench_function("datagram_decode_index_static", |b| {
+        b.iter(
+            || match decode_datagram(black_box(fresh.clone()), &limits) {
+                Ok(Datagram::Message(m)) => m,
+                _ => unreachable!(),
+            },
+        )
+    });
     // The stream path as a connection uses it: bytes land in the decoder's buffer, the
     // message leaves it as a zero-copy split. Includes copying the bytes in (a socket read
     // would write them there).

@@ -8,7 +8,7 @@
 use memchr::memmem;
 
 use super::header::{HeaderId, classify};
-use super::scan::{LineEnds, find_colon};
+use super::scan::{LineEnds, LineStart};
 use super::{Head, HeaderEntry, Span, StartLine};
 use crate::{Error, Limits, Result};
 
@@ -45,22 +45,6 @@ fn is_token(s: &[u8]) -> bool {
 
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t')
-}
-
-/// Offset and length of `v` without surrounding SP/HTAB. Usually one space before, none after.
-#[inline]
-fn trim_ws(v: &[u8]) -> (usize, usize) {
-    let lead = match v {
-        [b' ', b, ..] if !is_ws(*b) => 1,
-        [b, ..] if !is_ws(*b) => 0,
-        _ => v.iter().position(|b| !is_ws(*b)).unwrap_or(v.len()),
-    };
-    let v = &v[lead..];
-    let len = match v {
-        [.., z] if !is_ws(*z) => v.len(),
-        _ => v.iter().rposition(|b| !is_ws(*b)).map_or(0, |p| p + 1),
-    };
-    (lead, len)
 }
 
 /// Finds and parses the header block at the start of `buf` in one pass: the start line, then
@@ -158,22 +142,32 @@ fn header_line(
     headers: &mut Vec<HeaderEntry>,
     top_via: &mut Option<u16>,
 ) -> Result<()> {
-    if line_end - line_start > limits.max_line_length {
+    let len = line_end - line_start;
+    if len > limits.max_line_length {
         return Err(line_too_long(limits));
     }
-    if is_ws(buf[line_start]) {
+    let m = LineStart::at(buf, line_start);
+    if m.ws & 1 != 0 {
         // RFC 3261 §7.3.1: a continuation line extends the previous value.
         return continuation(buf, line_start, line_end, headers);
     }
     // header-name *(SP / HTAB) ":" (RFC 3261 §7.3.1): the name ends at the first colon.
-    let Some(colon) = find_colon(&buf[line_start..], line_end - line_start) else {
-        return Err(no_colon());
+    let (name_len, colon) = if m.colon != 0 {
+        let c = m.colon.trailing_zeros() as usize;
+        // Whitespace right before the colon: the run of ws bits ending at bit c-1.
+        let before = if c == 0 {
+            0
+        } else {
+            ((!m.ws) << (32 - c)).leading_zeros() as usize
+        };
+        (c - before, c)
+    } else {
+        long_name(&buf[line_start..line_end])?
     };
-    let colon = line_start + colon;
-    let mut name = &buf[line_start..colon];
-    while let [rest @ .., b' ' | b'\t'] = name {
-        name = rest;
+    if colon >= len {
+        return Err(no_colon());
     }
+    let name = &buf[line_start..line_start + name_len];
     // `classify` recognises only exact token spellings, so only other names need the check.
     let id = classify(name);
     if id == HeaderId::Other && !is_token(name) {
@@ -182,14 +176,37 @@ fn header_line(
     if id == HeaderId::Via && top_via.is_none() {
         *top_via = Some(u16::try_from(headers.len()).map_err(|_| too_many_headers())?);
     }
-    let (lead, len) = trim_ws(&buf[colon + 1..line_end]);
-    let vs = colon + 1 + lead;
+    // Whitespace after the colon: the run of ws bits from bit colon+1, if it ends in the 16
+    // bytes (the mask has no bits past them); a CR ends it at the latest.
+    let mut vs = colon + 1;
+    let after = (!m.ws).checked_shr(vs as u32).map_or(0, u32::trailing_zeros) as usize;
+    vs += after;
+    if vs >= 16 {
+        vs += leading_ws(&buf[line_start + vs..line_end]);
+    }
+    let vs = line_start + vs.min(len);
+    let mut ve = line_end;
+    while ve > vs && is_ws(buf[ve - 1]) {
+        ve -= 1;
+    }
     headers.push(HeaderEntry {
-        name: Span::new(line_start, line_start + name.len()),
-        value: Span::new(vs, vs + len),
+        name: Span::new(line_start, line_start + name_len),
+        value: Span::new(vs, ve),
         id,
     });
     Ok(())
+}
+
+/// Name length and colon offset of a line whose first 16 bytes hold no colon.
+#[cold]
+fn long_name(line: &[u8]) -> Result<(usize, usize)> {
+    let colon = memchr::memchr(b':', line).ok_or_else(no_colon)?;
+    let name = trim_end_ws(&line[..colon]);
+    Ok((name, colon))
+}
+
+fn leading_ws(s: &[u8]) -> usize {
+    s.iter().position(|b| !is_ws(*b)).unwrap_or(s.len())
 }
 
 fn continuation(

@@ -76,24 +76,42 @@ fn lf_mask64(block: &[u8; 64]) -> u64 {
     u64::from(half(lo)) | (u64::from(half(hi)) << 32)
 }
 
-/// The first colon in `s` before `end`, looking at 16 bytes at a time: a header name and its
-/// colon usually fit in the first 16 bytes of the line, so this is one compare where a byte
-/// loop would take a branch per byte.
-#[inline]
-pub(crate) fn find_colon(s: &[u8], end: usize) -> Option<usize> {
-    let mut at = 0;
-    while at < end {
-        let Some(chunk) = s.get(at..).and_then(|r| r.first_chunk::<16>()) else {
-            return memchr::memchr(b':', &s[at..end]).map(|p| p + at);
-        };
-        let m = eq_mask16(chunk, b':');
-        if m != 0 {
-            let p = at + m.trailing_zeros() as usize;
-            return (p < end).then_some(p);
+/// What the first 16 bytes of a header line hold: bit i of `colon` is set iff byte i is a
+/// colon, of `ws` iff it is SP or HTAB. A header name, its colon and the whitespace around it
+/// usually fit in them, so the name's end and the value's start are read off two masks
+/// instead of walking bytes. `ws` has only its low 16 bits set.
+#[derive(Clone, Copy)]
+pub(crate) struct LineStart {
+    pub(crate) colon: u32,
+    pub(crate) ws: u32,
+}
+
+impl LineStart {
+    /// The masks of `chunk`.
+    #[inline]
+    pub(crate) fn of(chunk: &[u8; 16]) -> Self {
+        LineStart {
+            colon: eq_mask16(chunk, b':'),
+            ws: eq_mask16(chunk, b' ') | eq_mask16(chunk, b'\t'),
         }
-        at += 16;
     }
-    None
+
+    /// The masks of the 16 bytes of `buf` from `at`, padded with zeros past the end.
+    #[inline]
+    pub(crate) fn at(buf: &[u8], at: usize) -> Self {
+        match buf.get(at..).and_then(|r| r.first_chunk::<16>()) {
+            Some(chunk) => Self::of(chunk),
+            None => Self::padded(buf.get(at..).unwrap_or_default()),
+        }
+    }
+
+    #[cold]
+    fn padded(rest: &[u8]) -> Self {
+        let mut chunk = [0u8; 16];
+        let n = rest.len().min(16);
+        chunk[..n].copy_from_slice(&rest[..n]);
+        Self::of(&chunk)
+    }
 }
 
 #[inline]
@@ -195,16 +213,16 @@ mod tests {
     }
 
     #[test]
-    fn find_colon_within_the_line_only() {
-        for len in [1usize, 15, 16, 17, 31, 40, 100] {
-            for at in 0..len {
-                let mut line = vec![b'a'; len];
-                line[at] = b':';
-                line.extend_from_slice(b"\r\nx: y\r\n");
-                assert_eq!(find_colon(&line, len), Some(at), "{len} {at}");
-                assert_eq!(find_colon(&line, at), None, "{len} {at}");
-                assert_eq!(find_colon(&line[..len], len), Some(at), "{len} {at}");
-            }
-        }
+    fn line_start_masks() {
+        let l = LineStart::at(b"Via :\t x:y", 0);
+        assert_eq!(l.colon, 1 << 4 | 1 << 8);
+        assert_eq!(l.ws, 1 << 3 | 1 << 5 | 1 << 6);
+        // Near the end of the buffer: padded, nothing past the end set.
+        let l = LineStart::at(b"ab: c", 1);
+        assert_eq!((l.colon, l.ws), (1 << 1, 1 << 2));
+        let l = LineStart::at(b"ab", 2);
+        assert_eq!((l.colon, l.ws), (0, 0));
+        let full = [b' '; 40];
+        assert_eq!(LineStart::at(&full, 3).ws, 0xffff);
     }
 }
