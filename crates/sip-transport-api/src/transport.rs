@@ -83,6 +83,8 @@ pub enum CloseReason {
     HeaderReadTimeout,
     /// A write did not complete within `Limits::write_timeout`.
     WriteTimeout,
+    /// A keepalive ping we sent got no pong in time: the flow is dead (RFC 5626 §4.4.1).
+    KeepaliveTimeout,
     /// The bytes received could not be framed; an `Error` event carries the details.
     ProtocolError,
     /// A socket error (reset, ...).
