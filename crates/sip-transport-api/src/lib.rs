@@ -32,7 +32,7 @@ mod transport;
 
 pub use codec::{
     Datagram, Frame, ResponseHost, ResponseTarget, StreamDecoder, decode_datagram, response_target,
-    stamp_received,
+    stamp_received, stamp_received_owned,
 };
 pub use error::{CertificateProblem, DnsFailure, Error, Result};
 pub use flow::FlowId;

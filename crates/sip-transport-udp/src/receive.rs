@@ -15,7 +15,7 @@ use bytes::{BufMut, BytesMut};
 use sip_transport_api::stats::{add, dec, inc};
 use sip_transport_api::{
     Datagram, Error, ReceivedMessage, TransportEvent, TransportKind, decode_datagram,
-    stamp_received,
+    stamp_received_owned,
 };
 use tokio::sync::mpsc::{self, error::TrySendError};
 
@@ -121,11 +121,7 @@ impl ReceiveLoop {
             }
             Ok(Datagram::Message(message)) => {
                 // RFC 3261 §18.2.1 (received) and RFC 3581 §4 (rport), requests only.
-                let message = if message.is_request() {
-                    stamp_received(&message, source)
-                } else {
-                    message
-                };
+                let message = stamp_received_owned(message, source);
                 let event = TransportEvent::Message(ReceivedMessage::new(
                     message,
                     source,

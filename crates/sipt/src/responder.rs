@@ -3,7 +3,7 @@
 //!
 //! Not a UAS: no transactions, no dialogs. ACK gets nothing (§17.1.1.3 ACKs are end-to-end).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use sip_transport::Message;
 
 /// What to send back.
@@ -103,36 +103,59 @@ fn has_tag(value: &[u8]) -> bool {
     })
 }
 
+/// The headers a response copies from the request (RFC 3261 §8.2.6.2), by name as written
+/// (long or compact form).
+fn copied(name: &[u8]) -> bool {
+    match name.len() {
+        1 => matches!(name[0] | 0x20, b'v' | b'f' | b't' | b'i'),
+        2..=7 => ["Via", "From", "To", "Call-ID", "CSeq"]
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(name)),
+        _ => false,
+    }
+}
+
+fn is_to(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"To") || name.eq_ignore_ascii_case(b"t")
+}
+
 fn build(msg: &Message, code: u16) -> Option<Message> {
     let mut out = BytesMut::with_capacity(msg.len().min(2048) + 64);
     out.put_slice(b"SIP/2.0 ");
-    out.put_slice(code.to_string().as_bytes());
+    // A status code is three digits (RFC 3261 §7.2; 100..=699 here).
+    out.put_slice(&[
+        b'0' + (code / 100 % 10) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+    ]);
     out.put_u8(b' ');
     out.put_slice(reason_phrase(code).as_bytes());
     out.put_slice(b"\r\n");
     for h in msg.headers() {
-        let long = h.long_name();
-        let copy = ["Via", "From", "To", "Call-ID", "CSeq"]
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(long));
-        if !copy {
+        let name = h.name_bytes();
+        if !copied(name) {
             continue;
         }
-        out.put_slice(h.name().as_bytes());
+        out.put_slice(name);
         out.put_slice(b": ");
         out.put_slice(h.value_bytes());
-        if long.eq_ignore_ascii_case("To") && !has_tag(h.value_bytes()) {
-            out.put_slice(format!(";tag={:016x}", tag_for(msg)).as_bytes());
+        if is_to(name) && !has_tag(h.value_bytes()) {
+            out.put_slice(b";tag=");
+            let tag = tag_for(msg);
+            for shift in (0..16).rev() {
+                out.put_u8(b"0123456789abcdef"[(tag >> (shift * 4)) as usize & 0xf]);
+            }
         }
         out.put_slice(b"\r\n");
     }
     out.put_slice(b"Server: sipt\r\nContent-Length: 0\r\n\r\n");
-    Message::parse(Bytes::from(out)).ok()
+    Message::parse(out.freeze()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn req(s: &str) -> Message {
         Message::parse(Bytes::copy_from_slice(s.as_bytes())).expect("parses")

@@ -8,5 +8,5 @@ mod stream;
 
 pub use datagram::{Datagram, decode_datagram};
 pub use route::{ResponseHost, ResponseTarget, response_target};
-pub use stamp::stamp_received;
+pub use stamp::{stamp_received, stamp_received_owned};
 pub use stream::{Frame, StreamDecoder};

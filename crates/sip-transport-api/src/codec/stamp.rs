@@ -13,12 +13,21 @@ use crate::Message;
 ///
 /// Responses, and requests without a parsable top Via, are returned unchanged: the transport
 /// still delivers them and the application decides (a stateless server answers 400).
+///
+/// [`stamp_received_owned`] does the same without copying the index when the caller owns
+/// the message, as a transport does.
 pub fn stamp_received(msg: &Message, source: SocketAddr) -> Message {
+    stamp_received_owned(msg.clone(), source)
+}
+
+/// [`stamp_received`] for a message the caller owns: an unchanged message is returned as is,
+/// a stamped one reuses the index (shifted in place) and copies the bytes once.
+pub fn stamp_received_owned(msg: Message, source: SocketAddr) -> Message {
     if !msg.is_request() {
-        return msg.clone();
+        return msg;
     }
     let Ok(via) = msg.top_via() else {
-        return msg.clone();
+        return msg;
     };
     let src_ip = source.ip().to_canonical();
     let rport = via.rport();
@@ -26,34 +35,64 @@ pub fn stamp_received(msg: &Message, source: SocketAddr) -> Message {
     let need_received = rport.is_some() || !host_matches;
     let already = via.received().map(|ip| ip.to_canonical()) == Some(src_ip);
 
-    let mut port_text = String::new();
-    let mut recv_text = String::new();
-    let mut edits: Vec<(usize, usize, &[u8])> = Vec::with_capacity(2);
-    if let Some(at) = via.rport_bare_end {
+    // Formatted on the stack: `;received=` and the longest IPv6 text fit in 64 bytes.
+    let mut port_text = Text::default();
+    let port_at = via.rport_bare_end;
+    if port_at.is_some() {
         let _ = write!(port_text, "={}", source.port());
-        edits.push((at, at, port_text.as_bytes()));
     }
-    if need_received && !already {
-        match (via.received_value, via.received_bare_end) {
-            (Some((s, e)), _) => {
-                let _ = write!(recv_text, "{src_ip}");
-                edits.push((s, e, recv_text.as_bytes()));
-            }
-            (None, Some(at)) => {
-                let _ = write!(recv_text, "={src_ip}");
-                edits.push((at, at, recv_text.as_bytes()));
-            }
-            (None, None) => {
-                let _ = write!(recv_text, ";received={src_ip}");
-                edits.push((via.element_end, via.element_end, recv_text.as_bytes()));
-            }
+    let mut recv_text = Text::default();
+    let recv_span = (need_received && !already).then(|| {
+        let (span, prefix) = match (via.received_value, via.received_bare_end) {
+            (Some(span), _) => (span, ""),
+            (None, Some(at)) => ((at, at), "="),
+            (None, None) => ((via.element_end, via.element_end), ";received="),
+        };
+        let _ = write!(recv_text, "{prefix}{src_ip}");
+        span
+    });
+    let port = port_at.map(|at| (at, at, port_text.as_bytes()));
+    let recv = recv_span.map(|(s, e)| (s, e, recv_text.as_bytes()));
+    match (port, recv) {
+        (None, None) => msg,
+        (Some(one), None) | (None, Some(one)) => msg.splice_owned(&[one]),
+        // In buffer order; at the same spot the rport value goes first.
+        (Some(p), Some(r)) if (r.0, r.1) < (p.0, p.1) => msg.splice_owned(&[r, p]),
+        (Some(p), Some(r)) => msg.splice_owned(&[p, r]),
+    }
+}
+
+/// A small stack buffer that `write!` formats into.
+struct Text {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text {
+            buf: [0; 64],
+            len: 0,
         }
     }
-    if edits.is_empty() {
-        return msg.clone();
+}
+
+impl Text {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
-    edits.sort_by_key(|e| (e.0, e.1));
-    msg.splice(&edits)
+}
+
+impl std::fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +189,39 @@ mod tests {
             s
         );
         assert_eq!(Message::parse(s.as_bytes().clone()).expect("reparse"), s);
+    }
+
+    #[test]
+    fn owned_stamping_keeps_an_unchanged_message_and_matches_the_borrowed_one() {
+        let m = req("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1");
+        let ptr = m.as_bytes().as_ptr();
+        let same = stamp_received_owned(m.clone(), "192.0.2.1:5060".parse().expect("addr"));
+        assert_eq!(
+            same.as_bytes().as_ptr(),
+            ptr,
+            "no copy when nothing changes"
+        );
+        for via in [
+            "SIP/2.0/UDP h;rport;branch=z9hG4bK1",
+            "SIP/2.0/UDP h;branch=z9hG4bK1;rport",
+            "SIP/2.0/UDP 10.0.0.1;received=1.1.1.1;rport",
+            "SIP/2.0/UDP [2001:db8::1];rport;received",
+        ] {
+            let m = req(via);
+            let src = "[2001:db8::ff]:9".parse().expect("addr");
+            let owned = stamp_received_owned(m.clone(), src);
+            assert_eq!(owned, stamp_received(&m, src), "{via}");
+            assert_eq!(
+                Message::parse(owned.as_bytes().clone()).expect("reparse"),
+                owned,
+                "{via}"
+            );
+            assert_eq!(
+                owned.top_via().expect("via").rport(),
+                Some(Some(9)),
+                "{via}"
+            );
+        }
     }
 
     #[test]

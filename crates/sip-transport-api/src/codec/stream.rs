@@ -173,7 +173,9 @@ impl StreamDecoder {
                 return Ok(None);
             };
             let end = head.body_start;
-            let cl = head.content_length.ok_or(Error::MissingContentLength)?;
+            let cl = head
+                .content_length
+                .ok_or_else(|| Error::MissingContentLength)?;
             if cl > self.limits.max_body_size as u64 {
                 return Err(Error::BodyTooLarge {
                     size: cl,

@@ -223,6 +223,11 @@ impl<'a> Header<'a> {
         std::str::from_utf8(self.name).unwrap_or("")
     }
 
+    /// The name as written, as bytes (no UTF-8 check: a name is always a token).
+    pub fn name_bytes(&self) -> &'a [u8] {
+        self.name
+    }
+
     /// The long form of the name: `Via` for `v`, otherwise the name as written.
     pub fn long_name(&self) -> &'a str {
         expand_compact(self.name).unwrap_or_else(|| self.name())

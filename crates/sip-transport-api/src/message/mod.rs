@@ -120,7 +120,7 @@ impl Message {
                 limit: limits.max_message_size,
             });
         }
-        let head = parse_head_prefix(&buf, limits)?.ok_or(Error::Malformed {
+        let head = parse_head_prefix(&buf, limits)?.ok_or_else(|| Error::Malformed {
             reason: "no empty line after the header block",
         })?;
         let body_len = buf.len() - head.body_start;
@@ -340,7 +340,7 @@ impl Message {
 
     /// The first Via value (the top Via), parsed.
     pub fn top_via(&self) -> Result<Via<'_>> {
-        let idx = self.head.top_via.ok_or(Error::Malformed {
+        let idx = self.head.top_via.ok_or_else(|| Error::Malformed {
             reason: "no Via header",
         })?;
         let e = self.head.headers[usize::from(idx)];
@@ -362,7 +362,13 @@ impl Message {
 
     /// Replaces byte ranges (sorted, non-overlapping `(start, end, replacement)`) and returns the
     /// new message with the index shifted, without parsing again.
+    #[cfg(test)]
     pub(crate) fn splice(&self, edits: &[(usize, usize, &[u8])]) -> Message {
+        self.clone().splice_owned(edits)
+    }
+
+    /// [`Message::splice`] on an owned message: the index is shifted in place.
+    pub(crate) fn splice_owned(self, edits: &[(usize, usize, &[u8])]) -> Message {
         let added: usize = edits.iter().map(|e| e.2.len()).sum();
         let mut out = Vec::with_capacity(self.buf.len() + added);
         let mut pos = 0;
@@ -382,7 +388,9 @@ impl Message {
             n as usize
         };
         let shift = |s: Span| s.shifted(&map);
-        let mut head = self.head.clone();
+        let Message {
+            mut head, body_end, ..
+        } = self;
         head.start = match head.start {
             StartLine::Request {
                 method,
@@ -409,11 +417,10 @@ impl Message {
             h.value = shift(h.value);
         }
         head.body_start = map(head.body_start);
-        let body_end = map(self.body_end);
         Message {
             buf: Bytes::from(out),
             head,
-            body_end,
+            body_end: map(body_end),
         }
     }
 }

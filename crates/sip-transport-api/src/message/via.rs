@@ -16,6 +16,9 @@ pub struct Via<'a> {
     host: &'a str,
     port: Option<u16>,
     params: &'a str,
+    /// The parameters the transport reads, found during the one pass over the value (the
+    /// first of each name, as [`Via::param`] finds it).
+    known: KnownParams<'a>,
     /// Absolute offset just after the last byte of this Via value (before any `,`).
     pub(crate) element_end: usize,
     /// Absolute offset just after a valueless `rport` parameter name.
@@ -26,8 +29,63 @@ pub struct Via<'a> {
     pub(crate) received_bare_end: Option<usize>,
 }
 
+/// `branch`, `received`, `rport`, `maddr` and `ttl` as [`Via::param`] would return them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct KnownParams<'a> {
+    branch: Option<Option<&'a str>>,
+    received: Option<Option<&'a str>>,
+    rport: Option<Option<&'a str>>,
+    maddr: Option<Option<&'a str>>,
+    ttl: Option<Option<&'a str>>,
+}
+
+/// Which of the known parameters a name is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Branch,
+    Received,
+    Rport,
+    Maddr,
+    Ttl,
+}
+
+fn known_param(name: &[u8]) -> Option<Known> {
+    match name.len() {
+        3 if name.eq_ignore_ascii_case(b"ttl") => Some(Known::Ttl),
+        5 if name.eq_ignore_ascii_case(b"rport") => Some(Known::Rport),
+        5 if name.eq_ignore_ascii_case(b"maddr") => Some(Known::Maddr),
+        6 if name.eq_ignore_ascii_case(b"branch") => Some(Known::Branch),
+        8 if name.eq_ignore_ascii_case(b"received") => Some(Known::Received),
+        _ => None,
+    }
+}
+
+/// Byte classes for the Via scanner: LWS, and the separators a field can stop at.
+const LWS: u8 = 1;
+const SLASH: u8 = 2;
+const SEMI: u8 = 4;
+const COMMA: u8 = 8;
+const COLON: u8 = 16;
+const LBRACKET: u8 = 32;
+const EQUALS: u8 = 64;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b' ' as usize] = LWS;
+    t[b'\t' as usize] = LWS;
+    t[b'\r' as usize] = LWS;
+    t[b'\n' as usize] = LWS;
+    t[b'/' as usize] = SLASH;
+    t[b';' as usize] = SEMI;
+    t[b',' as usize] = COMMA;
+    t[b':' as usize] = COLON;
+    t[b'[' as usize] = LBRACKET;
+    t[b'=' as usize] = EQUALS;
+    t
+};
+
 fn is_lws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+    CLASS[usize::from(b)] & LWS != 0
 }
 
 struct Cursor<'a> {
@@ -53,22 +111,30 @@ impl<'a> Cursor<'a> {
             false
         }
     }
-    /// Takes bytes until one of `stop` or LWS; returns the span.
-    fn take_until(&mut self, stop: &[u8]) -> (usize, usize) {
+    /// Takes bytes until one in the classes `stop` or LWS; returns the span.
+    fn take_until(&mut self, stop: u8) -> (usize, usize) {
         let s = self.pos;
-        while self.pos < self.end {
-            let b = self.buf[self.pos];
-            if is_lws(b) || stop.contains(&b) {
-                break;
+        let stop = stop | LWS;
+        let rest = &self.buf[self.pos..self.end];
+        self.pos += rest
+            .iter()
+            .position(|b| CLASS[usize::from(*b)] & stop != 0)
+            .unwrap_or(rest.len());
+        (s, self.pos)
+    }
+    /// Skips to just after the byte `close` (for `"..."` with `\` escapes, or `[...]`).
+    fn close(&mut self, close: u8, escapes: bool) -> Result<()> {
+        while self.pos < self.end && self.buf[self.pos] != close {
+            if escapes && self.buf[self.pos] == b'\\' {
+                self.pos += 1;
             }
             self.pos += 1;
         }
-        (s, self.pos)
-    }
-    fn str(&self, (s, e): (usize, usize)) -> Result<&'a str> {
-        std::str::from_utf8(&self.buf[s..e]).map_err(|_| Error::Malformed {
-            reason: "Via is not valid UTF-8",
-        })
+        if self.eat(close) {
+            Ok(())
+        } else {
+            Err(BAD_VIA)
+        }
     }
 }
 
@@ -76,8 +142,13 @@ const BAD_VIA: Error = Error::Malformed {
     reason: "malformed Via header",
 };
 
+const NOT_UTF8: Error = Error::Malformed {
+    reason: "Via is not valid UTF-8",
+};
+
 impl<'a> Via<'a> {
-    /// Parses the first Via value found in `buf[start..end]` (the raw header value).
+    /// Parses the first Via value found in `buf[start..end]` (the raw header value): one pass
+    /// over the bytes, one UTF-8 check of the value.
     pub(crate) fn parse(buf: &'a [u8], start: usize, end: usize) -> Result<Via<'a>> {
         let mut c = Cursor {
             buf,
@@ -85,19 +156,19 @@ impl<'a> Via<'a> {
             end,
         };
         c.skip_lws();
-        let name = c.take_until(b"/");
+        let name = c.take_until(SLASH);
         c.skip_lws();
         if !c.eat(b'/') {
             return Err(BAD_VIA);
         }
         c.skip_lws();
-        let version = c.take_until(b"/");
+        let version = c.take_until(SLASH);
         c.skip_lws();
         if !c.eat(b'/') || name.0 == name.1 || version.0 == version.1 {
             return Err(BAD_VIA);
         }
         c.skip_lws();
-        let transport = c.take_until(b";,:[");
+        let transport = c.take_until(SEMI | COMMA | COLON | LBRACKET);
         if transport.0 == transport.1 {
             return Err(BAD_VIA);
         }
@@ -105,15 +176,10 @@ impl<'a> Via<'a> {
         // sent-by = host [ COLON port ]; an IPv6 reference is bracketed (RFC 3261 §25.1).
         let host = if c.peek() == Some(b'[') {
             let s = c.pos;
-            while c.pos < c.end && c.buf[c.pos] != b']' {
-                c.pos += 1;
-            }
-            if !c.eat(b']') {
-                return Err(BAD_VIA);
-            }
+            c.close(b']', false)?;
             (s, c.pos)
         } else {
-            c.take_until(b":;,")
+            c.take_until(COLON | SEMI | COMMA)
         };
         if host.0 == host.1 {
             return Err(BAD_VIA);
@@ -123,15 +189,18 @@ impl<'a> Via<'a> {
         let mut port = None;
         if c.eat(b':') {
             c.skip_lws();
-            let p = c.take_until(b";,");
-            port = Some(parse_port(&buf[p.0..p.1]).ok_or(BAD_VIA)?);
+            let p = c.take_until(SEMI | COMMA);
+            let Some(n) = parse_port(&buf[p.0..p.1]) else {
+                return Err(BAD_VIA);
+            };
+            port = Some(n);
             last_end = p.1;
         }
         let mut params_start = None;
+        // Spans (absolute) of the known parameters' values: `Some(None)` when valueless.
+        let mut known: [Option<Option<(usize, usize)>>; 5] = [None; 5];
         // Only the first `rport` and `received` count, as for `Via::param`: stamping edits the
         // parameter that is read back.
-        let mut seen_rport = false;
-        let mut seen_received = false;
         let mut rport_bare_end = None;
         let mut received_value = None;
         let mut received_bare_end = None;
@@ -143,69 +212,72 @@ impl<'a> Via<'a> {
                     params_start.get_or_insert(c.pos);
                     c.pos += 1;
                     c.skip_lws();
-                    let pname = c.take_until(b"=;,");
+                    let pname = c.take_until(EQUALS | SEMI | COMMA);
                     let name_end = c.pos;
                     last_end = c.pos;
-                    let is_rport = buf[pname.0..pname.1].eq_ignore_ascii_case(b"rport");
-                    let first_rport = is_rport && !std::mem::replace(&mut seen_rport, true);
-                    let is_received = buf[pname.0..pname.1].eq_ignore_ascii_case(b"received");
-                    let first_received =
-                        is_received && !std::mem::replace(&mut seen_received, true);
+                    // The first of each known name only.
+                    let first = known_param(&buf[pname.0..pname.1])
+                        .filter(|k| known[*k as usize].is_none());
                     c.skip_lws();
-                    if c.eat(b'=') {
+                    let value = if c.eat(b'=') {
                         c.skip_lws();
-                        let v = match c.peek() {
+                        let s = c.pos;
+                        match c.peek() {
                             Some(b'"') => {
-                                let s = c.pos;
                                 c.pos += 1;
-                                while c.pos < c.end && c.buf[c.pos] != b'"' {
-                                    if c.buf[c.pos] == b'\\' {
-                                        c.pos += 1;
-                                    }
-                                    c.pos += 1;
-                                }
-                                if !c.eat(b'"') {
-                                    return Err(BAD_VIA);
-                                }
-                                (s, c.pos)
+                                c.close(b'"', true)?;
                             }
-                            Some(b'[') => {
-                                let s = c.pos;
-                                while c.pos < c.end && c.buf[c.pos] != b']' {
-                                    c.pos += 1;
-                                }
-                                if !c.eat(b']') {
-                                    return Err(BAD_VIA);
-                                }
-                                (s, c.pos)
+                            Some(b'[') => c.close(b']', false)?,
+                            _ => {
+                                c.take_until(SEMI | COMMA);
                             }
-                            _ => c.take_until(b";,"),
-                        };
-                        last_end = c.pos;
-                        if first_received {
-                            received_value = Some(v);
                         }
-                    } else if first_rport {
-                        rport_bare_end = Some(name_end);
-                    } else if first_received {
-                        received_bare_end = Some(name_end);
+                        last_end = c.pos;
+                        Some((s, c.pos))
+                    } else {
+                        None
+                    };
+                    if let Some(k) = first {
+                        known[k as usize] = Some(value);
+                        match (k, value) {
+                            (Known::Rport, None) => rport_bare_end = Some(name_end),
+                            (Known::Received, None) => received_bare_end = Some(name_end),
+                            (Known::Received, Some(v)) => received_value = Some(v),
+                            _ => {}
+                        }
                     }
                 }
                 Some(_) => return Err(BAD_VIA),
             }
         }
-        let params = match params_start {
-            Some(s) => c.str((s, last_end))?,
-            None => "",
+        // One UTF-8 check for the whole value; every span starts and ends next to an ASCII
+        // separator, so slicing the checked text cannot split a character (checked anyway).
+        let text = std::str::from_utf8(&buf[start..last_end]).map_err(|_| NOT_UTF8)?;
+        // (A `match`, not `ok_or`: an eagerly built error is dropped on every success.)
+        let at = |(s, e): (usize, usize)| match text.get(s - start..e - start) {
+            Some(t) => Ok(t),
+            None => Err(NOT_UTF8),
         };
-        let element_end = last_end;
+        let param = |k: Known| -> Result<Option<Option<&'a str>>> {
+            known[k as usize].map(|v| v.map(at).transpose()).transpose()
+        };
         Ok(Via {
-            protocol: c.str((name.0, version.1))?,
-            transport: c.str(transport)?,
-            host: c.str(host)?,
+            protocol: at((name.0, version.1))?,
+            transport: at(transport)?,
+            host: at(host)?,
             port,
-            params,
-            element_end,
+            params: match params_start {
+                Some(s) => at((s, last_end))?,
+                None => "",
+            },
+            known: KnownParams {
+                branch: param(Known::Branch)?,
+                received: param(Known::Received)?,
+                rport: param(Known::Rport)?,
+                maddr: param(Known::Maddr)?,
+                ttl: param(Known::Ttl)?,
+            },
+            element_end: last_end,
             rport_bare_end,
             received_value,
             received_bare_end,
@@ -257,29 +329,30 @@ impl<'a> Via<'a> {
 
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&'a str> {
-        self.param("branch").flatten()
+        self.known.branch.flatten()
     }
 
     /// The `received` parameter, as an IP address (bracketed or not, RFC 5118 §4.5).
     pub fn received(&self) -> Option<IpAddr> {
-        self.param("received").flatten().and_then(parse_ip_host)
+        self.known.received.flatten().and_then(parse_ip_host)
     }
 
     /// The `rport` parameter: `None` if absent, `Some(None)` when requested but not filled,
     /// `Some(Some(port))` when filled (RFC 3581).
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.param("rport")
+        self.known
+            .rport
             .map(|v| v.and_then(|v| parse_port(v.as_bytes())))
     }
 
     /// The `maddr` parameter (RFC 3261 §18.2.2).
     pub fn maddr(&self) -> Option<&'a str> {
-        self.param("maddr").flatten()
+        self.known.maddr.flatten()
     }
 
     /// The `ttl` parameter for multicast (RFC 3261 §18.1.1).
     pub fn ttl(&self) -> Option<u8> {
-        self.param("ttl").flatten().and_then(|v| v.parse().ok())
+        self.known.ttl.flatten().and_then(|v| v.parse().ok())
     }
 }
 
@@ -442,6 +515,37 @@ mod tests {
         let v = via("SIP/2.0/UDP h;received=[2001:db8::1];maddr = 224.0.0.1");
         assert_eq!(v.received(), Some("2001:db8::1".parse().expect("ip")));
         assert_eq!(v.maddr(), Some("224.0.0.1"));
+    }
+
+    #[test]
+    fn recorded_params_agree_with_param_lookup() {
+        for s in [
+            "SIP/2.0/UDP h;branch=z9hG4bK1;rport;received=1.2.3.4;maddr=224.0.0.1;ttl=3",
+            "SIP/2.0/UDP h;BRANCH=a;Branch=b;RPORT=9;rport;Received=[::1];TTL=x",
+            "SIP/2.0/UDP h ; branch = \"q;x\" ; maddr ; ttl = 200 ; received",
+            "SIP/2.0/UDP h;x=1;y;branchx=2;rportt;maddr=[2001:db8::1]",
+            "SIP/2.0/UDP h",
+        ] {
+            let v = via(s);
+            for name in ["branch", "received", "rport", "maddr", "ttl"] {
+                let recorded = match name {
+                    "branch" => v.known.branch,
+                    "received" => v.known.received,
+                    "rport" => v.known.rport,
+                    "maddr" => v.known.maddr,
+                    _ => v.known.ttl,
+                };
+                assert_eq!(recorded, v.param(name), "{s} {name}");
+            }
+        }
+        // Non-UTF-8 anywhere in the value is refused; in a second value it does not matter.
+        let mut b = b"SIP/2.0/UDP h;branch=z9hG4bK\xff".to_vec();
+        assert!(Via::parse(&b, 0, b.len()).is_err());
+        b = b"SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/UDP \xff".to_vec();
+        assert_eq!(
+            Via::parse(&b, 0, b.len()).expect("first value").branch(),
+            Some("z9hG4bK1")
+        );
     }
 
     #[test]
