@@ -179,7 +179,9 @@ fn header_line(
     // Whitespace after the colon: the run of ws bits from bit colon+1, if it ends in the 16
     // bytes (the mask has no bits past them); a CR ends it at the latest.
     let mut vs = colon + 1;
-    let after = (!m.ws).checked_shr(vs as u32).map_or(0, u32::trailing_zeros) as usize;
+    let after = (!m.ws)
+        .checked_shr(vs as u32)
+        .map_or(0, u32::trailing_zeros) as usize;
     vs += after;
     if vs >= 16 {
         vs += leading_ws(&buf[line_start + vs..line_end]);
