@@ -23,6 +23,7 @@ use crate::connection::{ConnInfo, drive};
 use crate::registry::{Entry, Slot};
 use crate::shared::Shared;
 use crate::stream::WsIo;
+use crate::watched_io::WatchedIo;
 
 /// Accepts until the transport closes.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, local: SocketAddr) {
@@ -93,6 +94,9 @@ async fn accept_one(
         };
         #[allow(clippy::result_large_err)]
         let check = move |req: &_, resp| policy.check(req, resp);
+        // Watched from the first byte on: the scanner skips the HTTP request and then follows
+        // the frames, including any that came in with the request.
+        let io = WatchedIo::new(io);
         tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(shared.ws_config))
             .await
             .map_err(|e| debug!(error = %e, "WebSocket upgrade refused or failed"))

@@ -94,6 +94,10 @@ pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 * 1024;
 /// Bytes gathered before a write goes to the socket; `flush` after each batch writes the rest.
 pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 16 * 1024;
 
+/// How long a keepalive ping waits for its pong by default: 10 s, as RFC 5626 §4.4.1 gives a
+/// STUN or CRLF keepalive.
+pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Configuration of one [`WsTransport`](crate::WsTransport).
 ///
 /// `Default` listens for plain `ws` on `127.0.0.1` with an ephemeral port, requires the `sip`
@@ -126,6 +130,11 @@ pub struct WsConfig {
     /// Sends a WebSocket ping after this long without traffic; `None` (the default) sends none.
     /// Pings are always answered.
     pub keepalive_interval: Option<Duration>,
+    /// After a keepalive ping, how long to wait for a pong (or any other frame) before the
+    /// connection is closed with `CloseReason::KeepaliveTimeout`. Only applies when
+    /// [`keepalive_interval`](Self::keepalive_interval) is set. Must not be zero (`bind`
+    /// refuses it). Default [`DEFAULT_PONG_TIMEOUT`].
+    pub pong_timeout: Duration,
     /// Read buffer per connection, in bytes. Default [`DEFAULT_READ_BUFFER_SIZE`].
     pub read_buffer_size: usize,
     /// Write batching threshold per connection, in bytes. Default [`DEFAULT_WRITE_BUFFER_SIZE`].
@@ -146,6 +155,7 @@ impl Default for WsConfig {
             allowed_paths: Vec::new(),
             allowed_origins: Vec::new(),
             keepalive_interval: None,
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             client_origin: None,
@@ -260,6 +270,12 @@ impl WsConfig {
         self
     }
 
+    /// Sets [`WsConfig::pong_timeout`].
+    pub fn with_pong_timeout(mut self, timeout: Duration) -> Self {
+        self.pong_timeout = timeout;
+        self
+    }
+
     /// Sets [`WsConfig::read_buffer_size`].
     pub fn with_read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes;
@@ -310,6 +326,9 @@ mod tests {
         let c = WsConfig::default();
         assert_eq!(c.kind(), TransportKind::Ws);
         assert!(c.listen && c.allowed_paths.is_empty());
+        assert_eq!(c.pong_timeout, Duration::from_secs(10));
+        let p = WsConfig::default().with_pong_timeout(Duration::from_secs(3));
+        assert_eq!(p.pong_timeout, Duration::from_secs(3));
         let w = c.websocket_config();
         assert_eq!(w.max_message_size, Some(65_535));
         assert_eq!(w.read_buffer_size, DEFAULT_READ_BUFFER_SIZE);

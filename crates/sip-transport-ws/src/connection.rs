@@ -1,11 +1,19 @@
 //! The per-connection driver: one task per open WebSocket that reads messages, writes its
-//! bounded queue, answers pings, sends keepalive pings, enforces the idle and write timeouts,
-//! and closes with a Close frame.
+//! bounded queue, answers pings, sends keepalive pings and gives up on a peer that does not
+//! answer them, enforces the idle, write and message-read timeouts, and closes with a Close
+//! frame.
 //!
 //! Reading and writing happen in one poll function, so a peer that stops reading cannot stop
 //! us from reading (no write/write deadlock) and a connection costs one task. Each WebSocket
 //! message is one SIP message (RFC 7118 §5.1), framed by the api crate's
 //! [`decode_datagram`]; there is no second framing here.
+//!
+//! The message-read timeout (`Limits::header_read_timeout`, the stream transports' slowloris
+//! bound) runs from the first byte of a message to its last, however it is split into frames
+//! or segments. tungstenite only yields whole messages, so the start of one is seen below it,
+//! by [`WatchedIo`]; this driver arms its timer from there. A keepalive ping is answered when
+//! any frame arrives after it (again counted by [`WatchedIo`]), or the flow is dead
+//! (RFC 5626 §4.4.1).
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -34,6 +42,10 @@ use sip_transport_api::{
 use crate::registry::Slot;
 use crate::shared::Shared;
 use crate::stream::WsIo;
+use crate::watched_io::WatchedIo;
+
+/// One WebSocket connection as the driver holds it.
+pub(crate) type WsStream = WebSocketStream<WatchedIo<WsIo>>;
 
 /// Who and what one connection is.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +68,7 @@ enum Step {
 
 /// The I/O state polled as one future.
 struct Io {
-    ws: WebSocketStream<WsIo>,
+    ws: WsStream,
     rx: mpsc::Receiver<WsMessage>,
     need_flush: bool,
     /// Last frame received, or data message sent (pings we send do not count).
@@ -68,6 +80,13 @@ struct Io {
     idle: Duration,
     write_timeout: Duration,
     keepalive: Option<Duration>,
+    /// `Limits::header_read_timeout`: from a message's first byte to its last.
+    message_timeout: Duration,
+    /// The start of the message in progress the timer was last armed for.
+    partial_armed: Option<Instant>,
+    pong_timeout: Duration,
+    /// The keepalive ping awaiting an answer: when it was sent, and the frames received then.
+    ping_outstanding: Option<(Instant, u64)>,
     shared: Arc<Shared>,
 }
 
@@ -121,7 +140,14 @@ impl Io {
             }
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Step::ReadError(e)),
             Poll::Ready(None) => return Poll::Ready(Step::PeerClosed),
-            Poll::Pending => {}
+            Poll::Pending => {
+                // Bytes of a new message may have arrived: its deadline may be the next one.
+                let partial = self.ws.get_ref().partial_since();
+                if partial != self.partial_armed {
+                    self.partial_armed = partial;
+                    self.rearm();
+                }
+            }
         }
         // Timers last: a deadline that passed may have moved (the activity checks are lazy).
         while self.timer.as_mut().poll(cx).is_ready() {
@@ -130,6 +156,21 @@ impl Io {
                 && now >= since + self.write_timeout
             {
                 return Poll::Ready(Step::Timeout(CloseReason::WriteTimeout));
+            }
+            self.partial_armed = self.ws.get_ref().partial_since();
+            if let Some(since) = self.partial_armed
+                && now >= since + self.message_timeout
+            {
+                return Poll::Ready(Step::Timeout(CloseReason::HeaderReadTimeout));
+            }
+            let frames = self.ws.get_ref().frames();
+            if let Some((sent, seen)) = self.ping_outstanding {
+                if frames != seen {
+                    // A pong, or any frame: the peer is alive.
+                    self.ping_outstanding = None;
+                } else if now >= sent + self.pong_timeout {
+                    return Poll::Ready(Step::Timeout(CloseReason::KeepaliveTimeout));
+                }
             }
             if now >= self.last_activity + self.idle {
                 return Poll::Ready(Step::Timeout(CloseReason::IdleTimeout));
@@ -145,6 +186,8 @@ impl Io {
                         return Poll::Ready(Step::WriteError(e));
                     }
                     trace!("keepalive ping");
+                    // An unanswered earlier ping keeps its deadline.
+                    self.ping_outstanding.get_or_insert((now, frames));
                     self.need_flush = true;
                     cx.waker().wake_by_ref();
                 }
@@ -164,6 +207,12 @@ impl Io {
         if let Some(every) = self.keepalive {
             next = next.min(self.last_traffic + every);
         }
+        if let Some(since) = self.partial_armed {
+            next = next.min(since + self.message_timeout);
+        }
+        if let Some((sent, _)) = self.ping_outstanding {
+            next = next.min(sent + self.pong_timeout);
+        }
         self.timer.as_mut().reset(next);
     }
 }
@@ -171,7 +220,7 @@ impl Io {
 /// Runs one open connection until it closes, then unregisters it and reports
 /// `ConnectionClosed`. `slot` holds its place in the connection count.
 pub(crate) async fn drive(
-    ws: WebSocketStream<WsIo>,
+    ws: WsStream,
     info: ConnInfo,
     rx: mpsc::Receiver<WsMessage>,
     mut slot: Slot,
@@ -202,6 +251,10 @@ pub(crate) async fn drive(
             idle: limits.idle_timeout,
             write_timeout: limits.write_timeout,
             keepalive: shared.keepalive,
+            message_timeout: limits.header_read_timeout,
+            partial_armed: None,
+            pong_timeout: shared.pong_timeout,
+            ping_outstanding: None,
             shared: shared.clone(),
         };
         io.rearm();
@@ -210,7 +263,13 @@ pub(crate) async fn drive(
     debug!(?reason, "connection closed");
     slot.unregister();
     dec(&shared.counters.connections_open);
-    if matches!(reason, CloseReason::IdleTimeout | CloseReason::WriteTimeout) {
+    if matches!(
+        reason,
+        CloseReason::IdleTimeout
+            | CloseReason::WriteTimeout
+            | CloseReason::HeaderReadTimeout
+            | CloseReason::KeepaliveTimeout
+    ) {
         inc(&shared.counters.timeouts);
     }
     let _ = shared
@@ -256,6 +315,18 @@ async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) 
                 Box::pin(send_close(io, CloseCode::Normal, "idle")).await;
                 return CloseReason::IdleTimeout;
             }
+            Step::Timeout(CloseReason::HeaderReadTimeout) => {
+                // RFC 6455 §7.4.1: 1008, a policy violation (a message far too slow).
+                debug!("message read timeout");
+                Box::pin(send_close(io, CloseCode::Policy, "message too slow")).await;
+                return CloseReason::HeaderReadTimeout;
+            }
+            Step::Timeout(CloseReason::KeepaliveTimeout) => {
+                // The peer is likely gone: a Close frame in passing, no wait for its answer.
+                debug!("keepalive ping unanswered");
+                Box::pin(send_close(io, CloseCode::Away, "keepalive timeout")).await;
+                return CloseReason::KeepaliveTimeout;
+            }
             Step::Timeout(reason) => return reason,
         }
     }
@@ -263,25 +334,50 @@ async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) 
 
 /// Delivers one WebSocket message. `Err` when nobody listens for events any more.
 async fn on_message(io: &mut Io, info: ConnInfo, msg: WsMessage) -> Result<(), ()> {
-    let shared = &io.shared;
+    match event_of(&io.shared, info, msg) {
+        Some(event) => deliver(io, event).await,
+        None => Ok(()),
+    }
+}
+
+/// Queues an event for the application. When the channel is full, reading stops until there
+/// is room (backpressure), and the read clocks then start over: the pause was ours, not the
+/// peer's. `Err` when nobody listens for events any more.
+async fn deliver(io: &mut Io, event: TransportEvent) -> Result<(), ()> {
+    match io.shared.events.try_send(event) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        Err(mpsc::error::TrySendError::Full(event)) => {
+            io.shared.events.send(event).await.map_err(drop)?;
+            let now = Instant::now();
+            io.ws.get_mut().restart_clock(now);
+            if let Some((sent, _)) = &mut io.ping_outstanding {
+                *sent = now;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The event one WebSocket message makes, if any.
+fn event_of(shared: &Shared, info: ConnInfo, msg: WsMessage) -> Option<TransportEvent> {
     let bytes = match msg {
         WsMessage::Text(t) => Bytes::from(t),
         WsMessage::Binary(b) => b,
         WsMessage::Ping(_) => {
             // tungstenite queues the pong and sends it with the next read or write.
             inc(&shared.counters.keepalives_received);
-            return Ok(());
+            return None;
         }
         WsMessage::Pong(_) => {
             inc(&shared.counters.keepalives_received);
-            let ev = TransportEvent::Pong {
+            return Some(TransportEvent::Pong {
                 flow: info.flow,
                 peer: info.peer,
-            };
-            return shared.events.send(ev).await.map_err(drop);
+            });
         }
         // The peer's Close: tungstenite answers it; the next poll ends the stream.
-        WsMessage::Close(_) | WsMessage::Frame(_) => return Ok(()),
+        WsMessage::Close(_) | WsMessage::Frame(_) => return None,
     };
     add(&shared.counters.bytes_received, bytes.len());
     let event = match decode_datagram(bytes, &shared.limits) {
@@ -299,7 +395,7 @@ async fn on_message(io: &mut Io, info: ConnInfo, msg: WsMessage) -> Result<(), (
         }
         Ok(Datagram::Keepalive) => {
             inc(&shared.counters.keepalives_received);
-            return Ok(());
+            return None;
         }
         Err(error) => {
             // Message boundaries survive in WebSocket: only this message is lost.
@@ -312,7 +408,7 @@ async fn on_message(io: &mut Io, info: ConnInfo, msg: WsMessage) -> Result<(), (
             }
         }
     };
-    shared.events.send(event).await.map_err(drop)
+    Some(event)
 }
 
 async fn on_read_error(io: &mut Io, info: ConnInfo, e: WsError) -> CloseReason {

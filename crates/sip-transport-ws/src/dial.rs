@@ -26,6 +26,7 @@ use crate::registry::{DialKey, DialState, Entry, Refused, Route};
 use crate::shared::Shared;
 use crate::stream::WsIo;
 use crate::upgrade::{client_request, host_of};
+use crate::watched_io::WatchedIo;
 
 /// An open flow to `dest` over `scheme`: an existing one that serves it, the one a concurrent
 /// dial is opening, or a new one.
@@ -123,7 +124,7 @@ async fn dial(
     drive(ws, info, rx, slot, shared).await;
 }
 
-type Opened = (tokio_tungstenite::WebSocketStream<WsIo>, SocketAddr);
+type Opened = (crate::connection::WsStream, SocketAddr);
 
 async fn open(shared: &Shared, dest: &Destination, scheme: WsScheme) -> Result<Opened> {
     let peer = dest.addr;
@@ -163,6 +164,8 @@ async fn open(shared: &Shared, dest: &Destination, scheme: WsScheme) -> Result<O
                 WsIo::Client(Box::new(tls))
             }
         };
+        // Watched from the first byte on (the scanner skips the HTTP response head).
+        let io = WatchedIo::new(io);
         let (ws, _response) =
             tokio_tungstenite::client_async_with_config(request, io, Some(shared.ws_config))
                 .await

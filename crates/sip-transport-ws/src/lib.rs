@@ -22,8 +22,12 @@
 //!   `Error` event), handshake timeout (TLS and upgrade together), idle and write timeouts,
 //!   connections in total and per IP, concurrent handshakes, a bounded write queue per
 //!   connection (`Error::WriteQueueFull`), bounded tungstenite buffers and a 4 KiB read buffer;
-//! - pings are answered; optional keepalive pings; `close()` sends Close frames, flushes
-//!   queued writes within `Limits::close_grace`, then reports `TransportEvent::Closed`.
+//! - a message must arrive whole within `Limits::header_read_timeout` of its first byte, however
+//!   it is split into frames or TCP segments (slowloris; `CloseReason::HeaderReadTimeout`);
+//! - pings are answered; optional keepalive pings, and a connection whose ping gets no pong (or
+//!   any frame) within [`WsConfig::pong_timeout`] is closed (`CloseReason::KeepaliveTimeout`,
+//!   RFC 5626 §4.4.1); `close()` sends Close frames, flushes queued writes within
+//!   `Limits::close_grace`, then reports `TransportEvent::Closed`;
 //!
 //! What this crate is not: an HTTP server (every request that is not a WebSocket upgrade is
 //! refused), a resolver (destinations carry addresses), or a transaction layer.
@@ -50,14 +54,17 @@ mod client_tls;
 mod config;
 mod connection;
 mod dial;
+mod frame_scanner;
 mod registry;
 mod shared;
 mod stream;
 mod transport;
 mod upgrade;
+mod watched_io;
 
 pub use config::{
-    ClientTls, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, WsConfig, WsScheme,
+    ClientTls, DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, WsConfig,
+    WsScheme,
 };
 pub use transport::WsTransport;
 pub use upgrade::{SIP_SUBPROTOCOL, offers_sip};

@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     /// tungstenite limits and buffer sizes for every connection.
     pub(crate) ws_config: WebSocketConfig,
     pub(crate) keepalive: Option<Duration>,
+    /// How long a keepalive ping waits for a pong or any other frame.
+    pub(crate) pong_timeout: Duration,
     pub(crate) policy: UpgradePolicy,
     pub(crate) server_tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) client_tls: Arc<rustls::ClientConfig>,

@@ -45,8 +45,14 @@ impl WsTransport {
     ///
     /// Fails with `Error::Bind` when the address cannot be bound, and `Error::InvalidConfig`
     /// when the client TLS settings cannot be loaded (a CA file that is missing or holds no
-    /// certificate).
+    /// certificate) or [`WsConfig::pong_timeout`] is zero.
     pub fn bind(config: WsConfig) -> Result<(Arc<WsTransport>, mpsc::Receiver<TransportEvent>)> {
+        if config.pong_timeout.is_zero() {
+            // No pong can arrive in no time: every keepalive flow would fail at its first ping.
+            return Err(Error::InvalidConfig {
+                reason: "pong_timeout must be greater than zero".into(),
+            });
+        }
         let bind_err = |source: io::Error| Error::Bind {
             addr: config.bind,
             source,
@@ -86,6 +92,7 @@ impl WsTransport {
             events: events_tx,
             shutdown,
             keepalive: config.keepalive_interval,
+            pong_timeout: config.pong_timeout,
             policy: UpgradePolicy {
                 paths: config.allowed_paths.clone().into(),
                 origins: config.allowed_origins.clone().into(),

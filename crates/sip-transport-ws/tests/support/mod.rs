@@ -159,20 +159,77 @@ pub fn flow_of(ev: &TransportEvent) -> Option<FlowId> {
     }
 }
 
-/// A raw tungstenite client (not our transport) upgraded on a fresh connection, offering
-/// `protocol` as its subprotocol list.
-pub async fn raw_client(
+/// A client upgrade request for `ws://{addr}/` (`wss` when `secure`), offering `protocol` as
+/// its subprotocol list.
+pub fn upgrade_request(
     addr: SocketAddr,
+    secure: bool,
     protocol: Option<&str>,
-) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{addr}/")
+    let scheme = if secure { "wss" } else { "ws" };
+    let mut req = format!("{scheme}://{addr}/")
         .into_client_request()
         .expect("request");
     if let Some(p) = protocol {
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", p.parse().expect("header value"));
     }
+    req
+}
+
+/// A raw TCP connection upgraded by hand (offering `sip`), returned right after the `101`
+/// head, so a test can write WebSocket frames byte by byte.
+pub async fn raw_upgraded(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: sip\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    // Byte by byte: nothing past the head may be consumed (the server sends nothing more
+    // before we do, but this does not rely on it).
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    tokio::time::timeout(WAIT, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = s.read(&mut b).await.expect("read");
+            assert_eq!(n, 1, "closed during the upgrade: {head:?}");
+            head.push(b[0]);
+        }
+    })
+    .await
+    .expect("upgrade in time");
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    s
+}
+
+/// Reads until the server ends the connection (EOF or a reset), bounded by [`WAIT`], and
+/// returns what it sent before.
+pub async fn read_to_end_by_server<R: tokio::io::AsyncRead + Unpin>(s: &mut R) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server ends the connection in time");
+    got
+}
+
+/// A raw tungstenite client (not our transport) upgraded on a fresh connection, offering
+/// `protocol` as its subprotocol list.
+pub async fn raw_client(
+    addr: SocketAddr,
+    protocol: Option<&str>,
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let req = upgrade_request(addr, false, protocol);
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let (ws, resp) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(req, tcp))
         .await
