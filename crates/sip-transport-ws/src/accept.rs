@@ -6,6 +6,12 @@
 //! reported as `Error` events, but only when the event queue has room: a scan of the port
 //! must not hold up the application. A refused WebSocket upgrade (400/403/404) is the HTTP
 //! client's business and is only counted.
+//!
+//! With PROXY protocol on, as on the TCP and TLS listeners: a connection from an untrusted
+//! source is refused at accept (counted, no event), and the header is read first, inside the
+//! handshake timeout, before TLS and the upgrade; a missing or bad header is refused and
+//! reported. The client address it carries becomes the connection's peer; the connection
+//! limits still count the balancer's address, which is the one holding the socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +51,15 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, loca
                 continue;
             }
         };
+        if let Some(proxy) = &shared.proxy
+            && !proxy.is_trusted(peer.ip().to_canonical())
+        {
+            // Only a trusted balancer may name another client address; anyone else is refused
+            // rather than served under their own address, so a misrouted client shows up.
+            debug!(%peer, "PROXY protocol: source not trusted; connection refused");
+            inc(&shared.counters.connections_refused);
+            continue;
+        }
         let slot = match shared.registry.reserve_inbound(peer.ip()) {
             Ok(s) => s,
             Err(limit) => {
@@ -59,7 +74,9 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, loca
             continue;
         };
         let flow = FlowId::next();
-        let span = debug_span!("ws_conn", %flow, %peer, dir = "in");
+        let span = debug_span!(
+            "ws_conn", %flow, %peer, dir = "in", client = tracing::field::Empty,
+        );
         tokio::spawn(
             accept_one(tcp, peer, local, flow, slot, permit, shared.clone()).instrument(span),
         );
@@ -67,7 +84,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, loca
 }
 
 async fn accept_one(
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     flow: FlowId,
@@ -81,6 +98,19 @@ async fn accept_one(
     let policy = shared.policy.clone();
     // Boxed: the handshake state (TLS session setup, HTTP buffers) is freed once done.
     let handshake = Box::pin(async {
+        // PROXY protocol first: its header precedes the TLS ClientHello and the HTTP request.
+        let client = match &shared.proxy {
+            None => peer,
+            Some(proxy) => crate::proxy::read_header(&mut tcp, peer, proxy)
+                .await
+                .map_err(|e| {
+                    debug!(error = %e, "PROXY header refused");
+                    report(&shared, peer, e);
+                })?,
+        };
+        if client != peer {
+            tracing::Span::current().record("client", tracing::field::display(client));
+        }
         let io = match &shared.server_tls {
             Some(tls) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
@@ -99,6 +129,7 @@ async fn accept_one(
         let io = WatchedIo::new(io);
         tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(shared.ws_config))
             .await
+            .map(|ws| (ws, client))
             .map_err(|e| debug!(error = %e, "WebSocket upgrade refused or failed"))
     });
     let result = tokio::select! {
@@ -106,8 +137,9 @@ async fn accept_one(
         r = tokio::time::timeout(shared.limits.handshake_timeout, handshake) => r,
     };
     drop(permit);
-    let ws = match result {
-        Ok(Ok(ws)) => ws,
+    // From here on the peer is the client (the PROXY header's address, if any).
+    let (ws, client) = match result {
+        Ok(Ok(x)) => x,
         Ok(Err(())) => {
             inc(&shared.counters.connections_refused);
             return;
@@ -133,7 +165,7 @@ async fn accept_one(
         flow,
         Entry {
             tx,
-            peer,
+            peer: client,
             scheme,
             direction: Direction::Inbound,
             server_name: None,
@@ -142,7 +174,7 @@ async fn accept_one(
     );
     let info = ConnInfo {
         flow,
-        peer,
+        peer: client,
         local,
         kind: scheme.kind(),
         direction: Direction::Inbound,

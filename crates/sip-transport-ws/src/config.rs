@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sip_transport_api::{Limits, TransportKind};
+use sip_transport_tcp::ProxyProtocolConfig;
 
 /// `ws` or `wss`: which kind of WebSocket connection to open (RFC 7118 §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,6 +136,15 @@ pub struct WsConfig {
     /// [`keepalive_interval`](Self::keepalive_interval) is set. Must not be zero (`bind`
     /// refuses it). Default [`DEFAULT_PONG_TIMEOUT`].
     pub pong_timeout: Duration,
+    /// Require a PROXY protocol header (v1 or v2) from a trusted load balancer on every
+    /// accepted connection, before the TLS handshake and the HTTP upgrade, and use the client
+    /// address it carries as the connection's peer (message source, `received`/`rport`, flow
+    /// key). A connection from a source not in its trusted list is refused at accept. The
+    /// header must end within its `header_timeout` and fit its `max_header_len`; header, TLS
+    /// handshake and upgrade together must end within `Limits::handshake_timeout`. The same
+    /// settings as [`StreamConfig::proxy_protocol`](sip_transport_tcp::StreamConfig::proxy_protocol) on TCP
+    /// and TLS. `None` (default): off.
+    pub proxy_protocol: Option<ProxyProtocolConfig>,
     /// Read buffer per connection, in bytes. Default [`DEFAULT_READ_BUFFER_SIZE`].
     pub read_buffer_size: usize,
     /// Write batching threshold per connection, in bytes. Default [`DEFAULT_WRITE_BUFFER_SIZE`].
@@ -156,6 +166,7 @@ impl Default for WsConfig {
             allowed_origins: Vec::new(),
             keepalive_interval: None,
             pong_timeout: DEFAULT_PONG_TIMEOUT,
+            proxy_protocol: None,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             client_origin: None,
@@ -276,6 +287,12 @@ impl WsConfig {
         self
     }
 
+    /// Sets [`WsConfig::proxy_protocol`].
+    pub fn with_proxy_protocol(mut self, proxy: Option<ProxyProtocolConfig>) -> Self {
+        self.proxy_protocol = proxy;
+        self
+    }
+
     /// Sets [`WsConfig::read_buffer_size`].
     pub fn with_read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes;
@@ -327,8 +344,12 @@ mod tests {
         assert_eq!(c.kind(), TransportKind::Ws);
         assert!(c.listen && c.allowed_paths.is_empty());
         assert_eq!(c.pong_timeout, Duration::from_secs(10));
-        let p = WsConfig::default().with_pong_timeout(Duration::from_secs(3));
+        assert!(c.proxy_protocol.is_none());
+        let p = WsConfig::default()
+            .with_pong_timeout(Duration::from_secs(3))
+            .with_proxy_protocol(Some(ProxyProtocolConfig::default()));
         assert_eq!(p.pong_timeout, Duration::from_secs(3));
+        assert_eq!(p.proxy_protocol, Some(ProxyProtocolConfig::default()));
         let w = c.websocket_config();
         assert_eq!(w.max_message_size, Some(65_535));
         assert_eq!(w.read_buffer_size, DEFAULT_READ_BUFFER_SIZE);

@@ -28,6 +28,10 @@
 //!   any frame) within [`WsConfig::pong_timeout`] is closed (`CloseReason::KeepaliveTimeout`,
 //!   RFC 5626 §4.4.1); `close()` sends Close frames, flushes queued writes within
 //!   `Limits::close_grace`, then reports `TransportEvent::Closed`;
+//! - behind a layer-4 load balancer, [`WsConfig::proxy_protocol`] takes a PROXY protocol
+//!   header (v1 or v2, the tcp crate's settings and parser) off each accepted connection, from
+//!   trusted sources only, before the TLS handshake and the upgrade; the client address it
+//!   carries becomes the message source, the `received`/`rport` stamp and the flow's key.
 //!
 //! What this crate is not: an HTTP server (every request that is not a WebSocket upgrade is
 //! refused), a resolver (destinations carry addresses), or a transaction layer.
@@ -55,6 +59,7 @@ mod config;
 mod connection;
 mod dial;
 mod frame_scanner;
+mod proxy;
 mod registry;
 mod shared;
 mod stream;
@@ -66,5 +71,8 @@ pub use config::{
     ClientTls, DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, WsConfig,
     WsScheme,
 };
+// The PROXY protocol settings and trusted-source prefixes, the same types as on the TCP and
+// TLS listeners.
+pub use sip_transport_tcp::{IpPrefix, ProxyProtocolConfig};
 pub use transport::WsTransport;
 pub use upgrade::{SIP_SUBPROTOCOL, offers_sip};

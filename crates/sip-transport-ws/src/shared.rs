@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use sip_transport_api::{Counters, Limits, TransportEvent};
+use sip_transport_tcp::ProxyProtocolConfig;
 
 use crate::registry::Registry;
 use crate::upgrade::UpgradePolicy;
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) keepalive: Option<Duration>,
     /// How long a keepalive ping waits for a pong or any other frame.
     pub(crate) pong_timeout: Duration,
+    /// PROXY protocol on the listener, if on.
+    pub(crate) proxy: Option<ProxyProtocolConfig>,
     pub(crate) policy: UpgradePolicy,
     pub(crate) server_tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) client_tls: Arc<rustls::ClientConfig>,

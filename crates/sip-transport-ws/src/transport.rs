@@ -93,6 +93,7 @@ impl WsTransport {
             shutdown,
             keepalive: config.keepalive_interval,
             pong_timeout: config.pong_timeout,
+            proxy: config.proxy_protocol.clone(),
             policy: UpgradePolicy {
                 paths: config.allowed_paths.clone().into(),
                 origins: config.allowed_origins.clone().into(),
