@@ -7,13 +7,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use sip_transport_api::{Limits, Result};
+use sip_transport_api::{Error, Limits, Result};
 
 use crate::StreamConnector;
 use crate::proxy::ProxyProtocolConfig;
 
 /// Settings shared by the stream transports (TCP, and TLS around it). `Default` listens on
-/// `0.0.0.0:5060` (RFC 3261 §19.1.2) with [`Limits::default`] and no client keepalive.
+/// `0.0.0.0:5060` (RFC 3261 §19.1.2) with [`Limits::default`], no client keepalive, and a
+/// 10 s pong timeout for when keepalives are turned on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamConfig {
@@ -23,8 +24,16 @@ pub struct StreamConfig {
     /// Size, count and time bounds.
     pub limits: Limits,
     /// Interval of client-side CRLFCRLF keepalive pings on connections we dialed
-    /// (RFC 5626 §4.4.1). Each ping goes out after a random 80–100 % of it. `None`: no pings.
+    /// (RFC 5626 §4.4.1). One ping is in flight at a time: the first goes out a random
+    /// 80–100 % of the interval after the connection opens, each next one that long after the
+    /// previous one was answered (see [`StreamConfig::pong_timeout`]). `None`: no pings.
     pub keepalive_interval: Option<Duration>,
+    /// How long after a keepalive ping has been written the flow may stay silent before it
+    /// counts as failed and is closed with `CloseReason::KeepaliveTimeout` (RFC 5626 §4.4.1:
+    /// 10 s, the default). The pong ends the wait, and so does any other byte from the peer:
+    /// traffic proves the flow alive as well as a pong does. Only used with
+    /// [`StreamConfig::keepalive_interval`]. Must not be zero (`bind` refuses it).
+    pub pong_timeout: Duration,
     /// Whether to listen. `false` is client-only: outbound connections, no listener.
     pub listen: bool,
     /// Listen backlog.
@@ -36,6 +45,9 @@ pub struct StreamConfig {
     pub proxy_protocol: Option<ProxyProtocolConfig>,
 }
 
+/// RFC 5626 §4.4.1: a pong not received within 10 seconds of the ping means the flow failed.
+const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The TCP transport's configuration: the shared stream settings.
 pub type TcpConfig = StreamConfig;
 
@@ -45,6 +57,7 @@ impl Default for StreamConfig {
             bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 5060)),
             limits: Limits::default(),
             keepalive_interval: None,
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
             listen: true,
             backlog: 1024,
             nodelay: true,
@@ -84,6 +97,23 @@ impl StreamConfig {
     pub fn with_keepalive_interval(mut self, interval: Option<Duration>) -> Self {
         self.keepalive_interval = interval;
         self
+    }
+
+    /// Sets [`StreamConfig::pong_timeout`].
+    pub fn with_pong_timeout(mut self, timeout: Duration) -> Self {
+        self.pong_timeout = timeout;
+        self
+    }
+
+    /// Checks the settings that no value of their type makes safe; `bind` calls it.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.pong_timeout.is_zero() {
+            // No pong can arrive in no time: every keepalive flow would fail at its first ping.
+            return Err(Error::InvalidConfig {
+                reason: "pong_timeout must be greater than zero".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Sets [`StreamConfig::listen`].

@@ -3,12 +3,14 @@
 //! It owns the stream, the [`StreamDecoder`] and the outbox, and does in a single poll loop:
 //! - reads straight into the decoder's buffer (no copy), delivers messages with `received`/
 //!   `rport` stamped (RFC 3261 §18.2.1, RFC 3581 §4), answers keepalive pings with a pong and
-//!   reports pongs (RFC 5626 §4.4.1), and sends its own pings on outbound flows when asked;
+//!   reports pongs (RFC 5626 §4.4.1), and sends its own pings on outbound flows when asked,
+//!   closing the flow (`KeepaliveTimeout`) when the peer stays silent for `pong_timeout` after
+//!   a ping;
 //! - stops reading while the event channel is full, so TCP pushes back on the peer; a stream
 //!   message is never dropped for a full channel;
 //! - writes the queue with vectored writes (many messages per syscall);
-//! - enforces the idle, header-read (slowloris) and write-stall timeouts (bytes already in the
-//!   kernel's send buffer are the kernel's to time: `TCP_USER_TIMEOUT`, see `dial.rs`);
+//! - enforces the idle, header-read (slowloris), pong and write-stall timeouts (bytes already
+//!   in the kernel's send buffer are the kernel's to time: `TCP_USER_TIMEOUT`, see `dial.rs`);
 //! - on close (local, peer, timeout, framing error) flushes what it can within the close grace
 //!   period, reports every accepted message it could not write, and emits `ConnectionClosed`;
 //!   after a framing error that followed requests, it stops reading but keeps the write side
@@ -60,6 +62,19 @@ const MAX_QUEUED_PONGS: u8 = 4;
 
 const PING: &[u8] = b"\r\n\r\n";
 const PONG: &[u8] = b"\r\n";
+
+/// Where the keepalive cycle of an outbound flow is (RFC 5626 §4.4.1). One ping is in flight
+/// at a time: a second ping before the first is answered proves nothing more, would pile up in
+/// a stalled outbox, and the two pongs (CRLF, CRLF) could be read back as one ping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keepalive {
+    /// `keepalive_at` is when the next ping goes out (`None`: no pings on this flow).
+    Idle,
+    /// A ping waits in the outbox; its clock starts when it has been written.
+    Queued,
+    /// A ping was written: unless a byte arrives first, the flow fails at `keepalive_at`.
+    Answer,
+}
 
 /// One buffer waiting to be written.
 #[derive(Debug)]
@@ -113,7 +128,9 @@ pub(crate) struct Driver<C: StreamConnector> {
     last_activity: Instant,
     header_since: Option<Instant>,
     stall_since: Option<Instant>,
-    next_ping: Option<Instant>,
+    /// The keepalive timer: the next ping, or the deadline for its answer (see `keepalive`).
+    keepalive_at: Option<Instant>,
+    keepalive: Keepalive,
     pings_sent: u64,
     /// Set when closing gracefully: the deadline for the flush, and the reason to report.
     drain: Option<(Instant, CloseReason)>,
@@ -152,7 +169,8 @@ impl<C: StreamConnector> Driver<C> {
             last_activity: now,
             header_since: None,
             stall_since: None,
-            next_ping: None,
+            keepalive_at: None,
+            keepalive: Keepalive::Idle,
             pings_sent: 0,
             drain: None,
             delivered_request: false,
@@ -162,7 +180,7 @@ impl<C: StreamConnector> Driver<C> {
             shared,
         });
         if d.conn.direction == Direction::Outbound {
-            d.next_ping = d.ping_delay().map(|p| now + p);
+            d.keepalive_at = d.ping_delay().map(|p| now + p);
         }
         d
     }
@@ -236,12 +254,16 @@ impl<C: StreamConnector> Driver<C> {
         }
     }
 
-    /// After a pause in reading, the read timers start over: the pause was ours.
+    /// After a pause in reading, the read timers start over: the pause was ours (a pong may
+    /// be waiting unread in the socket).
     fn resume_reading(&mut self) {
         let now = Instant::now();
         self.last_activity = now;
         if self.header_since.is_some() {
             self.header_since = Some(now);
+        }
+        if self.keepalive == Keepalive::Answer {
+            self.keepalive_at = Some(now + self.shared.config.pong_timeout);
         }
     }
 
@@ -333,6 +355,16 @@ impl<C: StreamConnector> Driver<C> {
                 Poll::Ready(Ok(n)) => {
                     add(&self.shared.counters.bytes_received, n);
                     self.last_activity = Instant::now();
+                    // RFC 5626 §4.4.1 asks for a pong, but any byte ends the wait: the ping
+                    // asks whether the flow still carries traffic from the peer, and bytes
+                    // answer that as well as a CRLF does. Holding out for the CRLF alone would
+                    // fail a live flow whose pong is queued behind a large message the peer is
+                    // still sending, or a peer busy with SIP that pongs late; a dead flow (NAT
+                    // binding gone, peer crashed) delivers nothing, so it still fails in time.
+                    if self.keepalive == Keepalive::Answer {
+                        self.keepalive = Keepalive::Idle;
+                        self.keepalive_at = self.ping_delay().map(|d| self.last_activity + d);
+                    }
                 }
                 Poll::Ready(Err(e)) => return Some(Step::Close(self.io_failed(e))),
                 Poll::Pending => {
@@ -521,6 +553,7 @@ impl<C: StreamConnector> Driver<C> {
             self.linger = Some(self.last_activity + ANSWER_LINGER);
         }
         let mut messages = 0;
+        let mut ping_written = false;
         while let Some(front) = self.out.front() {
             let rest = front.bytes.len() - self.head_written;
             if written < rest {
@@ -533,10 +566,18 @@ impl<C: StreamConnector> Driver<C> {
                 messages += 1;
             } else if front.bytes.len() == PONG.len() {
                 self.pongs_queued = self.pongs_queued.saturating_sub(1);
+            } else {
+                ping_written = true;
             }
             self.out.pop_front();
         }
         self.unflushed += messages;
+        if ping_written && self.keepalive == Keepalive::Queued {
+            // The pong clock runs from the ping leaving the outbox, not from queueing it: a
+            // backlog of our own is not the peer's silence.
+            self.keepalive = Keepalive::Answer;
+            self.keepalive_at = Some(self.last_activity + self.shared.config.pong_timeout);
+        }
     }
 
     /// The earliest moment a timer must look again.
@@ -560,7 +601,10 @@ impl<C: StreamConnector> Driver<C> {
                     .header_since
                     .and_then(|t| t.checked_add(limits.header_read_timeout)));
             }
-            at(self.next_ping);
+            // Waiting for an answer is a read timer: paused while we do not read.
+            if reading || self.keepalive != Keepalive::Answer {
+                at(self.keepalive_at);
+            }
         }
         if !self.out.is_empty() || self.needs_flush {
             at(self
@@ -628,14 +672,32 @@ impl<C: StreamConnector> Driver<C> {
             cx.waker().wake_by_ref();
             return None;
         }
-        if self.next_ping.is_some_and(|t| t <= now) {
-            // RFC 5626 §4.4.1: client keepalive on a flow we opened.
-            self.out.push_back(OutItem::keepalive(PING));
-            self.dec.ping_sent();
-            self.ping_outstanding = true;
-            self.pings_sent += 1;
-            self.next_ping = self.ping_delay().map(|d| now + d);
-            cx.waker().wake_by_ref(); // write it
+        if self.keepalive_at.is_none_or(|t| t > now) {
+            return None;
+        }
+        match self.keepalive {
+            Keepalive::Idle => {
+                // RFC 5626 §4.4.1: client keepalive on a flow we opened.
+                self.out.push_back(OutItem::keepalive(PING));
+                self.dec.ping_sent();
+                self.ping_outstanding = true;
+                self.pings_sent += 1;
+                self.keepalive = Keepalive::Queued;
+                self.keepalive_at = None;
+                cx.waker().wake_by_ref(); // write it
+            }
+            Keepalive::Answer if reading => {
+                // RFC 5626 §4.4.1: no answer to our ping, the flow has failed. Close at once
+                // rather than drain: nothing queued can reach the peer, so every unwritten
+                // message is reported lost now (the application can resend; the next send
+                // dials afresh) instead of after the close grace period.
+                tracing::debug!(
+                    pong_timeout = ?self.shared.config.pong_timeout,
+                    "keepalive ping unanswered, flow failed"
+                );
+                return Some(CloseReason::KeepaliveTimeout);
+            }
+            Keepalive::Answer | Keepalive::Queued => {}
         }
         None
     }
@@ -703,7 +765,10 @@ impl<C: StreamConnector> Driver<C> {
         sip_transport_api::stats::dec(&counters.connections_open);
         if matches!(
             reason,
-            CloseReason::IdleTimeout | CloseReason::HeaderReadTimeout | CloseReason::WriteTimeout
+            CloseReason::IdleTimeout
+                | CloseReason::HeaderReadTimeout
+                | CloseReason::WriteTimeout
+                | CloseReason::KeepaliveTimeout
         ) {
             inc(&counters.timeouts);
         }

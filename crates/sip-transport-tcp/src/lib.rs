@@ -7,7 +7,10 @@
 //!   dialing (connect timeout, `TCP_NODELAY`), the [`Limits`](sip_transport_api::Limits), the
 //!   connection pool keyed by remote address with in-flight dial de-duplication, and one driver
 //!   task per connection that frames with [`StreamDecoder`](sip_transport_api::StreamDecoder),
-//!   answers RFC 5626 keepalives and writes a bounded queue.
+//!   answers RFC 5626 keepalives and writes a bounded queue. On flows it dialed it can also
+//!   ping ([`StreamConfig::keepalive_interval`]) and closes a flow whose peer sends nothing
+//!   for [`StreamConfig::pong_timeout`] after a ping (RFC 5626 §4.4.1, 10 s by default) with
+//!   `CloseReason::KeepaliveTimeout`.
 //! - [`StreamConnector`] is the only part that differs between TCP and TLS: what runs on a fresh
 //!   TCP socket before SIP flows over it (nothing for TCP, a handshake for TLS).
 //! - [`TcpTransport`] = `StreamTransport<TcpConnector>`, configured by [`TcpConfig`].

@@ -115,11 +115,14 @@ impl<C: StreamConnector> StreamTransport<C> {
         Self::with_connector(connector, config).await
     }
 
-    /// Binds a transport with an explicit connector. Must run inside a tokio runtime.
+    /// Binds a transport with an explicit connector. Must run inside a tokio runtime. Fails
+    /// with `Error::InvalidConfig` for a setting no connection can work with (a zero
+    /// [`StreamConfig::pong_timeout`]).
     pub async fn with_connector(
         connector: C,
         config: StreamConfig,
     ) -> Result<(Arc<Self>, mpsc::Receiver<TransportEvent>)> {
+        config.validate()?;
         let limits = &config.limits;
         let (events, rx) = mpsc::channel(limits.event_queue_depth.max(1));
         let listener = if config.listen {
