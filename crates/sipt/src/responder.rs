@@ -61,7 +61,9 @@ pub(crate) fn reply(msg: &Message, code: u16) -> Reply {
         || msg.cseq().is_none();
     let code = if missing
         || msg.top_via().is_err()
-        || msg.request_uri().is_some_and(|u| u.contains([' ', '\t']))
+        || msg
+            .request_uri()
+            .is_some_and(|u| u.bytes().any(|b| b == b' ' || b == b'\t'))
     {
         400
     } else if !msg.version().eq_ignore_ascii_case("SIP/2.0") {

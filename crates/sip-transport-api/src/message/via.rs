@@ -11,14 +11,17 @@ use crate::{Error, Result};
 /// The first value of the first Via header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via<'a> {
-    protocol: &'a str,
-    transport: &'a str,
-    host: &'a str,
+    /// The value's text (checked UTF-8); the spans below are relative to it, so building a
+    /// `Via` copies offsets, not slices.
+    text: &'a str,
+    protocol: Rel,
+    transport: Rel,
+    host: Rel,
     port: Option<u16>,
-    params: &'a str,
-    /// The parameters the transport reads, found during the one pass over the value (the
-    /// first of each name, as [`Via::param`] finds it).
-    known: KnownParams<'a>,
+    params: Rel,
+    /// `branch`, `received`, `rport`, `maddr` and `ttl` (in [`Known`] order) as
+    /// [`Via::param`] finds them (the first of each name): `Some(None)` when valueless.
+    known: [Option<Option<Rel>>; 5],
     /// Absolute offset just after the last byte of this Via value (before any `,`).
     pub(crate) element_end: usize,
     /// Absolute offset just after a valueless `rport` parameter name.
@@ -29,14 +32,11 @@ pub struct Via<'a> {
     pub(crate) received_bare_end: Option<usize>,
 }
 
-/// `branch`, `received`, `rport`, `maddr` and `ttl` as [`Via::param`] would return them.
+/// A span relative to [`Via::text`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct KnownParams<'a> {
-    branch: Option<Option<&'a str>>,
-    received: Option<Option<&'a str>>,
-    rport: Option<Option<&'a str>>,
-    maddr: Option<Option<&'a str>>,
-    ttl: Option<Option<&'a str>>,
+struct Rel {
+    start: u32,
+    end: u32,
 }
 
 /// Which of the known parameters a name is.
@@ -251,32 +251,20 @@ impl<'a> Via<'a> {
             }
         }
         // One UTF-8 check for the whole value; every span starts and ends next to an ASCII
-        // separator, so slicing the checked text cannot split a character (checked anyway).
+        // separator, so it cannot split a character (and `str::get` would refuse if it did).
         let text = std::str::from_utf8(&buf[start..last_end]).map_err(|_| NOT_UTF8)?;
-        // (A `match`, not `ok_or`: an eagerly built error is dropped on every success.)
-        let at = |(s, e): (usize, usize)| match text.get(s - start..e - start) {
-            Some(t) => Ok(t),
-            None => Err(NOT_UTF8),
-        };
-        let param = |k: Known| -> Result<Option<Option<&'a str>>> {
-            known[k as usize].map(|v| v.map(at).transpose()).transpose()
+        let rel = |(s, e): (usize, usize)| Rel {
+            start: (s - start) as u32,
+            end: (e - start) as u32,
         };
         Ok(Via {
-            protocol: at((name.0, version.1))?,
-            transport: at(transport)?,
-            host: at(host)?,
+            text,
+            protocol: rel((name.0, version.1)),
+            transport: rel(transport),
+            host: rel(host),
             port,
-            params: match params_start {
-                Some(s) => at((s, last_end))?,
-                None => "",
-            },
-            known: KnownParams {
-                branch: param(Known::Branch)?,
-                received: param(Known::Received)?,
-                rport: param(Known::Rport)?,
-                maddr: param(Known::Maddr)?,
-                ttl: param(Known::Ttl)?,
-            },
+            params: params_start.map_or_else(Rel::default, |s| rel((s, last_end))),
+            known: known.map(|k| k.map(|v| v.map(rel))),
             element_end: last_end,
             rport_bare_end,
             received_value,
@@ -284,29 +272,39 @@ impl<'a> Via<'a> {
         })
     }
 
+    fn str(&self, r: Rel) -> &'a str {
+        self.text
+            .get(r.start as usize..r.end as usize)
+            .unwrap_or_default()
+    }
+
+    fn known(&self, k: Known) -> Option<Option<&'a str>> {
+        self.known[k as usize].map(|v| v.map(|r| self.str(r)))
+    }
+
     /// The protocol as written, e.g. `SIP / 2.0` or `SIP/2.0`.
     pub fn protocol(&self) -> &'a str {
-        self.protocol
+        self.str(self.protocol)
     }
 
     /// The transport token as written (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`, or unknown).
     pub fn transport(&self) -> &'a str {
-        self.transport
+        self.str(self.transport)
     }
 
     /// The transport as a [`crate::TransportKind`], if it is one this crate implements.
     pub fn transport_kind(&self) -> Option<crate::TransportKind> {
-        crate::TransportKind::from_token(self.transport)
+        crate::TransportKind::from_token(self.transport())
     }
 
     /// The sent-by host as written: a name, an IPv4 address or a bracketed IPv6 reference.
     pub fn host(&self) -> &'a str {
-        self.host
+        self.str(self.host)
     }
 
     /// The sent-by host as an IP address, if it is one (brackets removed).
     pub fn host_ip(&self) -> Option<IpAddr> {
-        parse_ip_host(self.host)
+        parse_ip_host(self.host())
     }
 
     /// The sent-by port, if given.
@@ -316,43 +314,46 @@ impl<'a> Via<'a> {
 
     /// The raw parameter string, starting at the first `;` (empty if none).
     pub fn params(&self) -> &'a str {
-        self.params
+        self.str(self.params)
     }
 
     /// Looks up a parameter: `None` if absent, `Some(None)` if present without a value,
     /// `Some(Some(v))` otherwise. Names compare case-insensitively.
     pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
-        param_iter(self.params)
+        param_iter(self.params())
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&'a str> {
-        self.known.branch.flatten()
+        self.known(Known::Branch).flatten()
     }
 
     /// The `received` parameter, as an IP address (bracketed or not, RFC 5118 §4.5).
     pub fn received(&self) -> Option<IpAddr> {
-        self.known.received.flatten().and_then(parse_ip_host)
+        self.known(Known::Received)
+            .flatten()
+            .and_then(parse_ip_host)
     }
 
     /// The `rport` parameter: `None` if absent, `Some(None)` when requested but not filled,
     /// `Some(Some(port))` when filled (RFC 3581).
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.known
-            .rport
+        self.known(Known::Rport)
             .map(|v| v.and_then(|v| parse_port(v.as_bytes())))
     }
 
     /// The `maddr` parameter (RFC 3261 §18.2.2).
     pub fn maddr(&self) -> Option<&'a str> {
-        self.known.maddr.flatten()
+        self.known(Known::Maddr).flatten()
     }
 
     /// The `ttl` parameter for multicast (RFC 3261 §18.1.1).
     pub fn ttl(&self) -> Option<u8> {
-        self.known.ttl.flatten().and_then(|v| v.parse().ok())
+        self.known(Known::Ttl)
+            .flatten()
+            .and_then(|v| v.parse().ok())
     }
 }
 
@@ -528,13 +529,13 @@ mod tests {
         ] {
             let v = via(s);
             for name in ["branch", "received", "rport", "maddr", "ttl"] {
-                let recorded = match name {
-                    "branch" => v.known.branch,
-                    "received" => v.known.received,
-                    "rport" => v.known.rport,
-                    "maddr" => v.known.maddr,
-                    _ => v.known.ttl,
-                };
+                let recorded = v.known(match name {
+                    "branch" => Known::Branch,
+                    "received" => Known::Received,
+                    "rport" => Known::Rport,
+                    "maddr" => Known::Maddr,
+                    _ => Known::Ttl,
+                });
                 assert_eq!(recorded, v.param(name), "{s} {name}");
             }
         }
