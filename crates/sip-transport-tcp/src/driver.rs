@@ -31,7 +31,7 @@ use bytes::{Bytes, BytesMut};
 use sip_transport_api::stats::{add, inc};
 use sip_transport_api::{
     CloseReason, Direction, Error, Frame, ReceivedMessage, StreamDecoder, TransportEvent,
-    stamp_received,
+    stamp_received_owned,
 };
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc::error::TrySendError;
@@ -410,7 +410,7 @@ impl<C: StreamConnector> Driver<C> {
                 Frame::Message(m) => {
                     inc(&self.shared.counters.messages_received);
                     self.delivered_request |= m.is_request();
-                    let m = stamp_received(&m, self.conn.peer);
+                    let m = stamp_received_owned(m, self.conn.peer);
                     let mut rm = ReceivedMessage::new(
                         m,
                         self.conn.peer,

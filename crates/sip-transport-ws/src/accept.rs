@@ -101,7 +101,7 @@ async fn accept_one(
         // PROXY protocol first: its header precedes the TLS ClientHello and the HTTP request.
         let client = match &shared.proxy {
             None => peer,
-            Some(proxy) => crate::proxy::read_header(&mut tcp, peer, proxy)
+            Some(proxy) => sip_transport_tcp::proxy::read_header(&mut tcp, peer, proxy)
                 .await
                 .map_err(|e| {
                     debug!(error = %e, "PROXY header refused");

@@ -36,7 +36,7 @@ use tracing::{debug, trace};
 use sip_transport_api::stats::{add, dec, inc};
 use sip_transport_api::{
     CloseReason, Datagram, Direction, Error, FlowId, ReceivedMessage, TransportEvent,
-    TransportKind, decode_datagram, stamp_received,
+    TransportKind, decode_datagram, stamp_received_owned,
 };
 
 use crate::registry::Slot;
@@ -384,7 +384,7 @@ fn event_of(shared: &Shared, info: ConnInfo, msg: WsMessage) -> Option<Transport
         Ok(Datagram::Message(m)) => {
             inc(&shared.counters.messages_received);
             // RFC 3261 §18.2.1 / RFC 3581 §4; responses come back unchanged.
-            let m = stamp_received(&m, info.peer);
+            let m = stamp_received_owned(m, info.peer);
             TransportEvent::Message(ReceivedMessage::new(
                 m,
                 info.peer,

@@ -59,7 +59,6 @@ mod config;
 mod connection;
 mod dial;
 mod frame_scanner;
-mod proxy;
 mod registry;
 mod shared;
 mod stream;

@@ -83,9 +83,14 @@ impl ProxyProtocolConfig {
     }
 }
 
-/// Reads the header off `tcp` under the configured timeout and returns the address to use as
-/// the connection's peer (the client's, or `peer` itself for LOCAL/UNKNOWN).
-pub(crate) async fn read_header(
+/// Reads the header off a freshly accepted `tcp` socket under the configured timeout and
+/// returns the address to use as the connection's peer: the client's, or `peer` itself for a
+/// v2 `LOCAL` or v1 `UNKNOWN` header. Only the header's bytes are consumed, so a TLS
+/// ClientHello or HTTP request that came in the same segment stays in the socket. A missing,
+/// malformed, oversized or late header is an `Error::Io` (`InvalidData`, `UnexpectedEof` or
+/// `TimedOut`) naming `peer`. Public so that other listeners (the WebSocket crate's) read
+/// the header exactly as TCP and TLS listeners do.
+pub async fn read_header(
     tcp: &mut TcpStream,
     peer: SocketAddr,
     config: &ProxyProtocolConfig,
