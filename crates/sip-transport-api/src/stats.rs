@@ -31,7 +31,8 @@ pub struct TransportStats {
     pub connections_dialed: u64,
     /// Inbound connections refused (limits, failed handshakes).
     pub connections_refused: u64,
-    /// Connections closed by a timeout (idle, header read, handshake, write).
+    /// Connections closed by a timeout (idle, header or message read, handshake, write, an
+    /// unanswered keepalive ping).
     pub timeouts: u64,
 }
 

@@ -79,7 +79,8 @@ pub enum CloseReason {
     PeerClosed,
     /// No traffic for `Limits::idle_timeout`.
     IdleTimeout,
-    /// A header block did not complete within `Limits::header_read_timeout`.
+    /// A header block (on WebSocket: a whole message, which carries one SIP message) did not
+    /// complete within `Limits::header_read_timeout` of its first byte.
     HeaderReadTimeout,
     /// A write did not complete within `Limits::write_timeout`.
     WriteTimeout,

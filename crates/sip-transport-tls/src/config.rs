@@ -176,6 +176,13 @@ impl TlsConfig {
         self
     }
 
+    /// Sets how long a keepalive ping may go unanswered before the flow is closed with
+    /// `CloseReason::KeepaliveTimeout` (default 10 s, RFC 5626 §4.4.1).
+    pub fn with_pong_timeout(mut self, timeout: Duration) -> Self {
+        self.stream = self.stream.with_pong_timeout(timeout);
+        self
+    }
+
     /// Listens (`true`, the default) or is client-only.
     pub fn with_listen(mut self, listen: bool) -> Self {
         self.stream = self.stream.with_listen(listen);
