@@ -66,7 +66,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) workers: Option<u16>,
     /// Require a PROXY protocol header (v1 or v2, e.g. HAProxy's send-proxy-v2) on every
-    /// connection to the tcp and tls listeners, and use the client address it carries.
+    /// connection to the tcp, tls, ws and wss listeners, and use the client address it carries.
     #[arg(long)]
     pub(crate) proxy_protocol: bool,
     /// Trusted load-balancer source for --proxy-protocol, IP or IP/PREFIX. Repeatable.

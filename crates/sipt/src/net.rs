@@ -45,7 +45,7 @@ pub(crate) struct BindOptions {
     pub(crate) tls: TlsOptions,
     /// Listen for inbound connections (servers) or only dial (clients).
     pub(crate) listen: bool,
-    /// PROXY protocol on tcp and tls listeners.
+    /// PROXY protocol on tcp, tls, ws and wss listeners.
     pub(crate) proxy: Option<ProxyProtocolConfig>,
 }
 
@@ -116,7 +116,8 @@ pub(crate) async fn bind(
         TransportKind::Ws | TransportKind::Wss => {
             let mut cfg = WsConfig::new(addr)
                 .with_listen(o.listen)
-                .with_limits(o.limits.clone());
+                .with_limits(o.limits.clone())
+                .with_proxy_protocol(o.proxy.clone().filter(|_| o.listen));
             let tls = tls_config(addr, o);
             if kind == TransportKind::Wss {
                 cfg = cfg.with_scheme(WsScheme::Wss);

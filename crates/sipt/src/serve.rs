@@ -3,7 +3,7 @@
 //!
 //! `--workers N` sets the runtime's threads and binds N `SO_REUSEPORT` sockets per udp
 //! listener, each with its own responder task; stream connections already run on every
-//! worker. `--proxy-protocol` puts the tcp/tls listeners behind a load balancer.
+//! worker. `--proxy-protocol` puts the tcp, tls, ws and wss listeners behind a load balancer.
 
 use std::sync::Arc;
 
@@ -50,12 +50,10 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
             ProxyProtocolConfig::new(args.proxy_from.iter().copied())
         }
     });
-    if proxy.is_some()
-        && specs
-            .iter()
-            .any(|s| matches!(s.kind, TransportKind::Ws | TransportKind::Wss))
-    {
-        eprintln!("sipt serve: --proxy-protocol applies to tcp and tls listeners only");
+    if proxy.is_some() && specs.iter().any(|s| s.kind == TransportKind::Udp) {
+        eprintln!(
+            "sipt serve: --proxy-protocol applies to tcp, tls, ws and wss listeners, not udp"
+        );
     }
     let opts = net::BindOptions {
         limits: serve_limits(),

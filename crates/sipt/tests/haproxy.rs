@@ -2,8 +2,8 @@
 //! backends behind one `mode tcp` frontend with `send-proxy-v2` and health checks, all on
 //! loopback with ephemeral ports, every process killed by its PID at the end.
 //!
-//! Checks: SIPp completes 5,000 OPTIONS through HAProxy with no failure, both backends take
-//! traffic, the 200s carry the client's real address (not HAProxy's) in `received`/`rport`,
+//! Checks: SIPp completes 5,000 OPTIONS through HAProxy with no failure, ws and TLS behind
+//! it answer, both backends take traffic, the 200s carry the client's real address (not HAProxy's) in `received`/`rport`,
 //! and with one backend killed the traffic goes on through the other.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -21,10 +21,10 @@ use common::{SIPT, Server, summary_field};
 /// HAProxy connects to the backends from this address, so it differs from every client's.
 const HAPROXY_SOURCE: &str = "127.0.0.3";
 
-/// A `sipt serve` backend with PROXY protocol on its tcp and tls listeners.
+/// A `sipt serve` backend with PROXY protocol on its tcp, tls and ws listeners.
 fn backend() -> Server {
     Server::start(
-        &["tcp:127.0.0.1:0", "tls:127.0.0.1:0"],
+        &["tcp:127.0.0.1:0", "tls:127.0.0.1:0", "ws:127.0.0.1:0"],
         &["--quiet", "--workers", "1", "--proxy-protocol"],
     )
 }
@@ -34,14 +34,17 @@ struct Haproxy {
     child: Child,
     frontend: SocketAddr,
     tls_frontend: SocketAddr,
+    ws_frontend: SocketAddr,
     dir: PathBuf,
 }
 
 impl Haproxy {
-    /// `backends`: (tcp, tls) listener pairs. TLS is passed through (HAProxy never decrypts).
-    fn start(program: &Path, backends: &[(SocketAddr, SocketAddr)]) -> Haproxy {
+    /// `backends`: (tcp, tls, ws) listeners. TLS is passed through (HAProxy never decrypts);
+    /// WebSocket too (`mode tcp`: the PROXY header, then the HTTP upgrade).
+    fn start(program: &Path, backends: &[(SocketAddr, SocketAddr, SocketAddr)]) -> Haproxy {
         let frontend = free_port();
         let tls_frontend = free_port();
+        let ws_frontend = free_port();
         let dir = std::env::temp_dir().join(format!("sipt-haproxy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut cfg = format!(
@@ -49,18 +52,23 @@ impl Haproxy {
              defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    \
              timeout server 60s\n    retries 3\n    option redispatch\n\n\
              frontend sip_tcp\n    bind {frontend}\n    default_backend sipt\n\n\
-             frontend sip_tls\n    bind {tls_frontend}\n    default_backend sipt_tls\n\n"
+             frontend sip_tls\n    bind {tls_frontend}\n    default_backend sipt_tls\n\n\
+             frontend sip_ws\n    bind {ws_frontend}\n    default_backend sipt_ws\n\n"
         );
         let opts = format!(
             "send-proxy-v2 check check-send-proxy inter 200ms fall 2 rise 1 source {HAPROXY_SOURCE}"
         );
         cfg += "backend sipt\n    balance roundrobin\n";
-        for (i, (tcp, _)) in backends.iter().enumerate() {
+        for (i, (tcp, _, _)) in backends.iter().enumerate() {
             cfg += &format!("    server s{i} {tcp} {opts}\n");
         }
         cfg += "\nbackend sipt_tls\n    balance roundrobin\n";
-        for (i, (_, tls)) in backends.iter().enumerate() {
+        for (i, (_, tls, _)) in backends.iter().enumerate() {
             cfg += &format!("    server t{i} {tls} {opts}\n");
+        }
+        cfg += "\nbackend sipt_ws\n    balance roundrobin\n";
+        for (i, (_, _, ws)) in backends.iter().enumerate() {
+            cfg += &format!("    server w{i} {ws} {opts}\n");
         }
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, cfg).expect("write haproxy.cfg");
@@ -86,6 +94,7 @@ impl Haproxy {
             child,
             frontend,
             tls_frontend,
+            ws_frontend,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -173,9 +182,23 @@ fn two_backends_behind_haproxy() {
     let lb = Haproxy::start(
         &haproxy,
         &[
-            (a.addr("tcp"), a.addr("tls")),
-            (b.addr("tcp"), b.addr("tls")),
+            (a.addr("tcp"), a.addr("tls"), a.addr("ws")),
+            (b.addr("tcp"), b.addr("tls"), b.addr("ws")),
         ],
+    );
+
+    // WebSocket behind the balancer: the PROXY header, then the upgrade; both backends answer.
+    let out = Command::new(SIPT)
+        .args(["ping", &format!("sip:{};transport=ws", lb.ws_frontend)])
+        .args(["--count", "4", "--interval", "10"])
+        .output()
+        .expect("sipt ping ws");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("200 OK")).count(),
+        4,
+        "{text}"
     );
 
     // TLS passthrough: the PROXY header comes before the ClientHello; both backends answer.
@@ -235,7 +258,7 @@ fn two_backends_behind_haproxy() {
         a_took > 5000,
         "backend a took no traffic before b was killed ({a_took})"
     );
-    // 4 TLS pings + 1 (received check) + 3 x 5,000 SIPp + 4,000 bench.
-    assert!(a_took + b_took >= 19_005, "a {a_took} + b {b_took}");
+    // 4 ws pings + 4 TLS pings + 1 (received check) + 3 x 5,000 SIPp + 4,000 bench.
+    assert!(a_took + b_took >= 19_009, "a {a_took} + b {b_took}");
     drop(lb);
 }
