@@ -12,6 +12,7 @@ use common::{WAIT, spawn_uas, wait_fwd};
 use sip_transport_api::{Limits, Transport, TransportEvent};
 use sip_transport_tcp::proxy::header::V2_SIGNATURE;
 use sip_transport_tcp::{IpPrefix, ProxyProtocolConfig, TcpConfig, TcpTransport};
+use sip_transport_testkit::proxy_v2_tcp4;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -30,19 +31,6 @@ fn request(n: u64) -> Vec<u8> {
     sip_transport_testkit::options_request("sip:ping@example.invalid", "TCP", VIA, n)
         .as_bytes()
         .to_vec()
-}
-
-fn v2_tcp4(src: SocketAddr, dst: SocketAddr, cmd: u8) -> Vec<u8> {
-    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
-        panic!("v4 only");
-    };
-    let mut b = V2_SIGNATURE.to_vec();
-    b.extend_from_slice(&[cmd, 0x11, 0, 12]);
-    b.extend_from_slice(&s.ip().octets());
-    b.extend_from_slice(&d.ip().octets());
-    b.extend_from_slice(&s.port().to_be_bytes());
-    b.extend_from_slice(&d.port().to_be_bytes());
-    b
 }
 
 /// Connects from `from` (an IP on loopback) to `to`.
@@ -115,7 +103,7 @@ async fn v2_header_split_across_writes() {
     let mut fwd = spawn_uas(Arc::clone(&t), rx);
     let mut c = connect_from("127.0.0.1", t.local_addr()).await;
     let client: SocketAddr = "203.0.113.5:6000".parse().expect("addr");
-    let header = v2_tcp4(client, t.local_addr(), 0x21);
+    let header = proxy_v2_tcp4(client, t.local_addr(), 0x21);
     for chunk in header.chunks(5) {
         c.write_all(chunk).await.expect("write");
         c.flush().await.expect("flush");
@@ -138,7 +126,7 @@ async fn v2_local_keeps_the_real_peer() {
     let mut fwd = spawn_uas(Arc::clone(&t), rx);
     let mut c = connect_from("127.0.0.1", t.local_addr()).await;
     let me = c.local_addr().expect("local");
-    let mut bytes = v2_tcp4("192.0.2.1:1".parse().expect("addr"), t.local_addr(), 0x20);
+    let mut bytes = proxy_v2_tcp4("192.0.2.1:1".parse().expect("addr"), t.local_addr(), 0x20);
     bytes.extend_from_slice(&request(3));
     c.write_all(&bytes).await.expect("write");
     let m = wait_fwd(&mut fwd, |ev| match ev {

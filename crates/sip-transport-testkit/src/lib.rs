@@ -348,6 +348,24 @@ pub fn ok_response(req: &Message) -> Message {
     Message::parse(Bytes::from(s)).expect("valid response")
 }
 
+/// A PROXY protocol v2 header for TCP over IPv4, built from the spec (HAProxy's
+/// proxy-protocol.txt §2.2), independently of the parser under test: `cmd` is 0x21 for
+/// `PROXY` or 0x20 for `LOCAL` (a balancer's health check).
+pub fn proxy_v2_tcp4(src: SocketAddr, dst: SocketAddr, cmd: u8) -> Vec<u8> {
+    const SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
+        panic!("proxy_v2_tcp4 builds IPv4 headers only");
+    };
+    let mut b = SIGNATURE.to_vec();
+    // Command, then family/protocol (AF_INET, STREAM), then the address block's length.
+    b.extend_from_slice(&[cmd, 0x11, 0, 12]);
+    b.extend_from_slice(&s.ip().octets());
+    b.extend_from_slice(&d.ip().octets());
+    b.extend_from_slice(&s.port().to_be_bytes());
+    b.extend_from_slice(&d.port().to_be_bytes());
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

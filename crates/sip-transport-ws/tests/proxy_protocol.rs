@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::ServerName;
 use sip_transport_api::{Destination, Direction, Error, Transport, TransportEvent};
-use sip_transport_tcp::proxy::header::V2_SIGNATURE;
 use sip_transport_testkit::events::{spawn_uas, wait_fwd};
+use sip_transport_testkit::proxy_v2_tcp4;
 use sip_transport_tls::{PemSource, TlsConfig};
 use sip_transport_ws::{IpPrefix, ProxyProtocolConfig, WsConfig};
 use support::*;
@@ -21,20 +21,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-/// A v2 `PROXY` (`cmd` 0x21) or `LOCAL` (0x20) header for TCP over IPv4 (spec §2.2).
-fn v2_tcp4(src: SocketAddr, dst: SocketAddr, cmd: u8) -> Vec<u8> {
-    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
-        panic!("v4 only");
-    };
-    let mut b = V2_SIGNATURE.to_vec();
-    b.extend_from_slice(&[cmd, 0x11, 0, 12]);
-    b.extend_from_slice(&s.ip().octets());
-    b.extend_from_slice(&d.ip().octets());
-    b.extend_from_slice(&s.port().to_be_bytes());
-    b.extend_from_slice(&d.port().to_be_bytes());
-    b
-}
 
 fn proxied(config: WsConfig) -> WsConfig {
     config.with_proxy_protocol(Some(ProxyProtocolConfig::default()))
@@ -128,7 +114,7 @@ async fn v2_header_names_the_client_on_ws() {
     let mut fwd = spawn_uas(t.clone(), rx);
     let client: SocketAddr = "203.0.113.5:6000".parse().expect("addr");
     let mut tcp = TcpStream::connect(t.local_addr()).await.expect("connect");
-    tcp.write_all(&v2_tcp4(client, t.local_addr(), 0x21))
+    tcp.write_all(&proxy_v2_tcp4(client, t.local_addr(), 0x21))
         .await
         .expect("write header");
     let mut ws = upgrade(tcp, t.local_addr(), false).await;
@@ -181,7 +167,7 @@ async fn v2_local_keeps_the_real_peer() {
     let mut fwd = spawn_uas(t.clone(), rx);
     let mut tcp = TcpStream::connect(t.local_addr()).await.expect("connect");
     let me = tcp.local_addr().expect("local");
-    let health_check = v2_tcp4("192.0.2.1:1".parse().expect("addr"), t.local_addr(), 0x20);
+    let health_check = proxy_v2_tcp4("192.0.2.1:1".parse().expect("addr"), t.local_addr(), 0x20);
     tcp.write_all(&health_check).await.expect("write header");
     let mut ws = upgrade(tcp, t.local_addr(), false).await;
     ws.send(text_of(&ws_options(3))).await.expect("send");
@@ -235,7 +221,7 @@ async fn header_from_a_source_not_on_the_allow_list_is_refused() {
     let mut fwd = spawn_uas(t.clone(), rx);
     let mut tcp = TcpStream::connect(t.local_addr()).await.expect("connect");
     let client: SocketAddr = "203.0.113.9:7000".parse().expect("addr");
-    let mut bytes = v2_tcp4(client, t.local_addr(), 0x21);
+    let mut bytes = proxy_v2_tcp4(client, t.local_addr(), 0x21);
     bytes.extend_from_slice(
         format!(
             "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
