@@ -124,12 +124,15 @@ async fn accept_one(
         };
         #[allow(clippy::result_large_err)]
         let check = move |req: &_, resp| policy.check(req, resp);
-        // Watched from the first byte on: the scanner skips the HTTP request and then follows
-        // the frames, including any that came in with the request.
+        // Watched for frames once the handshake is done: tungstenite refuses bytes after the
+        // request, so everything read until then was the request, whatever its line ends.
         let io = WatchedIo::new(io);
         tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(shared.ws_config))
             .await
-            .map(|ws| (ws, client))
+            .map(|mut ws| {
+                ws.get_mut().start_frames();
+                (ws, client)
+            })
             .map_err(|e| debug!(error = %e, "WebSocket upgrade refused or failed"))
     });
     let result = tokio::select! {

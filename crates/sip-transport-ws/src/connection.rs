@@ -12,7 +12,8 @@
 //! bound) runs from the first byte of a message to its last, however it is split into frames
 //! or segments. tungstenite only yields whole messages, so the start of one is seen below it,
 //! by [`WatchedIo`]; this driver arms its timer from there. A keepalive ping is answered when
-//! any frame arrives after it (again counted by [`WatchedIo`]), or the flow is dead
+//! any byte arrives after it (counted by [`WatchedIo`]; a peer in the middle of a long frame
+//! can only pong after it, RFC 6455 §5.4, and is alive meanwhile), or the flow is dead
 //! (RFC 5626 §4.4.1).
 
 use std::future::poll_fn;
@@ -136,6 +137,8 @@ impl Io {
                 let now = Instant::now();
                 self.last_activity = now;
                 self.last_traffic = now;
+                // Whatever it is (a pong included), the peer is alive.
+                self.ping_outstanding = None;
                 return Poll::Ready(Step::Received(msg));
             }
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Step::ReadError(e)),
@@ -163,10 +166,10 @@ impl Io {
             {
                 return Poll::Ready(Step::Timeout(CloseReason::HeaderReadTimeout));
             }
-            let frames = self.ws.get_ref().frames();
+            let read = self.ws.get_ref().bytes_read();
             if let Some((sent, seen)) = self.ping_outstanding {
-                if frames != seen {
-                    // A pong, or any frame: the peer is alive.
+                if read != seen {
+                    // A pong, or any byte: the peer is alive.
                     self.ping_outstanding = None;
                 } else if now >= sent + self.pong_timeout {
                     return Poll::Ready(Step::Timeout(CloseReason::KeepaliveTimeout));
@@ -187,7 +190,7 @@ impl Io {
                     }
                     trace!("keepalive ping");
                     // An unanswered earlier ping keeps its deadline.
-                    self.ping_outstanding.get_or_insert((now, frames));
+                    self.ping_outstanding.get_or_insert((now, read));
                     self.need_flush = true;
                     cx.waker().wake_by_ref();
                 }

@@ -6,19 +6,36 @@
 //! place to see a message in progress is the byte stream under it. This scanner reads frame
 //! headers only (never payloads, never unmasking) and answers two questions: is the input at a
 //! message boundary (no frame and no fragmented data message unfinished), and how many frames
-//! have completed. It starts in front of the HTTP upgrade and skips the HTTP head (up to the
-//! first empty line) that precedes the first frame, so the bytes tungstenite reads past the
-//! head count too.
+//! have completed. On the dialing side it starts in front of the HTTP upgrade response and
+//! skips its head the way tungstenite's HTTP parser (httparse) delimits it: empty lines before
+//! the status line are skipped, and the head ends at the first empty line, where a line ends
+//! in LF with or without a CR before it. Frames that came in the same read as the head are
+//! followed from their first byte. On the accepting side the scanner starts after the
+//! handshake ([`FrameScanner::frames_only`]): tungstenite refuses bytes after the request, so
+//! everything read during the handshake was the request.
 //!
 //! Sans-IO and deterministic: bytes in, state out; no clock, no socket. It does not validate
 //! frames (tungstenite does, and closes the connection on a bad one); on nonsense it stays
 //! consistent and never panics.
 
+/// Where in an HTTP head the scanner is (lines end in LF, a CR before it is optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Http {
+    /// Before the start line: empty lines here are skipped (httparse's `skip_empty_lines`).
+    Leading,
+    /// Inside a line.
+    InLine,
+    /// At the start of a line: an LF here (or a CR then an LF) ends the head.
+    LineStart,
+    /// A CR at the start of a line.
+    LineStartCr,
+}
+
 /// Where the scanner is in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Inside the HTTP upgrade head; `matched` bytes of `\r\n\r\n` seen so far.
-    Http { matched: u8 },
+    /// Inside the HTTP upgrade head.
+    Http(Http),
     /// Collecting a frame header: `have` bytes of it are in `buf`.
     Header { buf: [u8; MAX_HEADER], have: u8 },
     /// Skipping a frame's payload.
@@ -48,14 +65,26 @@ impl FrameScanner {
     /// A scanner for a connection whose HTTP upgrade head has not been read yet.
     pub(crate) fn before_upgrade() -> Self {
         FrameScanner {
-            state: State::Http { matched: 0 },
+            state: State::Http(Http::Leading),
             fragmented: false,
             frames: 0,
             boundaries: 0,
         }
     }
 
+    /// A scanner whose next byte is the first byte of a frame.
+    pub(crate) fn frames_only() -> Self {
+        FrameScanner {
+            state: State::Header {
+                buf: [0; MAX_HEADER],
+                have: 0,
+            },
+            ..Self::before_upgrade()
+        }
+    }
+
     /// Frames completed so far.
+    #[cfg(test)]
     pub(crate) fn frames(&self) -> u64 {
         self.frames
     }
@@ -69,7 +98,7 @@ impl FrameScanner {
     /// Also true during the HTTP head (the handshake timeout covers that part).
     pub(crate) fn at_boundary(&self) -> bool {
         match self.state {
-            State::Http { .. } => true,
+            State::Http(_) => true,
             State::Header { have, .. } => have == 0 && !self.fragmented,
             State::Payload { .. } => false,
         }
@@ -79,21 +108,24 @@ impl FrameScanner {
     pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
         while let Some((&b, rest)) = bytes.split_first() {
             match &mut self.state {
-                State::Http { matched } => {
+                State::Http(at) => {
                     bytes = rest;
-                    // A simple matcher suffices for `\r\n\r\n`: after a mismatch only a `\r`
-                    // can start a new match.
-                    *matched = match (*matched, b) {
-                        (0 | 2, b'\r') => *matched + 1,
-                        (1 | 3, b'\n') => *matched + 1,
-                        (_, b'\r') => 1,
-                        _ => 0,
+                    let next = match (*at, b) {
+                        (Http::Leading, b'\r' | b'\n') => Some(Http::Leading),
+                        (Http::InLine, b'\n') => Some(Http::LineStart),
+                        (Http::InLine | Http::Leading, _) => Some(Http::InLine),
+                        (Http::LineStart | Http::LineStartCr, b'\n') => None,
+                        (Http::LineStart, b'\r') => Some(Http::LineStartCr),
+                        (Http::LineStart | Http::LineStartCr, _) => Some(Http::InLine),
                     };
-                    if *matched == 4 {
-                        self.state = State::Header {
-                            buf: [0; MAX_HEADER],
-                            have: 0,
-                        };
+                    match next {
+                        Some(next) => *at = next,
+                        None => {
+                            self.state = State::Header {
+                                buf: [0; MAX_HEADER],
+                                have: 0,
+                            }
+                        }
                     }
                 }
                 State::Header { buf, have } => {
@@ -224,6 +256,39 @@ mod tests {
         assert!(!s.at_boundary(), "three bytes of a frame are in");
         s.feed(&frame(true, 1, 5, true)[3..]);
         assert!(s.at_boundary());
+        assert_eq!((s.frames(), s.boundaries()), (1, 1));
+    }
+
+    #[test]
+    fn heads_end_where_httparse_ends_them() {
+        // Bare LF line ends, CRLF then LF, blank lines before the start line: each head is
+        // followed by a 5-byte text frame, fed whole and byte by byte.
+        for head in [
+            &b"HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\n\n"[..],
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\n",
+            b"HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\n\r\n",
+            b"\r\n\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            let mut input = head.to_vec();
+            input.extend_from_slice(&frame(true, 1, 5, false));
+            let mut whole = FrameScanner::before_upgrade();
+            whole.feed(&input);
+            assert_eq!((whole.frames(), whole.boundaries()), (1, 1), "{head:?}");
+            let mut split = FrameScanner::before_upgrade();
+            bytewise(&mut split, &input);
+            assert_eq!(split.frames(), 1, "{head:?}");
+            assert!(split.at_boundary(), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn frames_only_starts_at_a_frame() {
+        let mut s = FrameScanner::frames_only();
+        let f = frame(true, 1, 3, true);
+        s.feed(&f[..2]);
+        assert!(!s.at_boundary());
+        s.feed(&f[2..]);
         assert_eq!((s.frames(), s.boundaries()), (1, 1));
     }
 

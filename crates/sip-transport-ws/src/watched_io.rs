@@ -1,5 +1,5 @@
 //! `WatchedIo`: the byte stream under tungstenite, with a note of when the message now
-//! arriving started and how many frames have completed. The driver reads both to enforce
+//! arriving started and how many bytes have been read. The driver reads both to enforce
 //! `Limits::header_read_timeout` on a message trickled in (slowloris, byte by byte or in
 //! fragments) and to see whether anything came back after a keepalive ping.
 //!
@@ -25,6 +25,8 @@ pub(crate) struct WatchedIo<S> {
     scanner: FrameScanner,
     /// When the first byte of the message in progress arrived; `None` at a message boundary.
     partial_since: Option<Instant>,
+    /// Bytes read so far (any progress answers a keepalive ping).
+    bytes_read: u64,
 }
 
 impl<S> WatchedIo<S> {
@@ -34,7 +36,21 @@ impl<S> WatchedIo<S> {
             inner,
             scanner: FrameScanner::before_upgrade(),
             partial_since: None,
+            bytes_read: 0,
         }
+    }
+
+    /// From now on every byte read is WebSocket frames: for the accepting side once the
+    /// handshake is done (tungstenite refuses bytes after the upgrade request, so all it read
+    /// was the request, whatever its line ends).
+    pub(crate) fn start_frames(&mut self) {
+        self.scanner = FrameScanner::frames_only();
+        self.partial_since = None;
+    }
+
+    /// Bytes read so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// When the message now arriving started, if one is partly read.
@@ -43,6 +59,7 @@ impl<S> WatchedIo<S> {
     }
 
     /// Frames of any kind completed so far (a pong included).
+    #[cfg(test)]
     pub(crate) fn frames(&self) -> u64 {
         self.scanner.frames()
     }
@@ -59,6 +76,7 @@ impl<S> WatchedIo<S> {
         if bytes.is_empty() {
             return;
         }
+        self.bytes_read += bytes.len() as u64;
         let boundaries = self.scanner.boundaries();
         self.scanner.feed(bytes);
         self.partial_since = if self.scanner.at_boundary() {
@@ -142,5 +160,14 @@ mod tests {
         let _ = w.read(&mut buf).await.expect("read");
         assert_eq!(w.partial_since(), None);
         assert_eq!(w.frames(), 1);
+        assert_eq!(w.bytes_read(), 27);
+        // After a handshake the accepting side only sees frames: a head-like prefix is not
+        // skipped any more.
+        w.start_frames();
+        tokio::io::AsyncWriteExt::write_all(&mut tx, b"\x81\x80")
+            .await
+            .expect("write");
+        let _ = w.read(&mut buf).await.expect("read");
+        assert!(w.partial_since().is_some(), "mask key still to come");
     }
 }
