@@ -16,12 +16,7 @@ use std::time::{Duration, Instant};
 
 use sip_transport_api::{Limits, Transport, TransportEvent};
 use sip_transport_tcp::{TcpConfig, TcpTransport};
-
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+use sip_transport_testkit::echo::rss_kib;
 
 async fn run(count: usize) -> Result<(), String> {
     // All clients come from 127.0.0.1: lift the per-IP limit (default 1,024).

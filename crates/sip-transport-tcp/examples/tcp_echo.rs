@@ -28,115 +28,16 @@ use std::time::{Duration, Instant};
 
 use sip_transport_api::{Destination, Limits, Transport, TransportEvent};
 use sip_transport_tcp::{TcpConfig, TcpTransport};
-use sip_transport_testkit::{ok_response, options_request};
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Echo,
-    Respond,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Args {
-    count: u64,
-    window: u64,
-    threads: usize,
-    mode: Mode,
-    serve: Option<std::net::SocketAddr>,
-    seconds: u64,
-    clients: u64,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        count: 200_000,
-        window: 64,
-        threads: 2,
-        mode: Mode::Echo,
-        serve: None,
-        seconds: 60,
-        clients: 1,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = || {
-            value
-                .parse::<u64>()
-                .map_err(|e| format!("{flag} {value}: {e}"))
-        };
-        match flag.as_str() {
-            "--count" => args.count = num()?.max(1),
-            "--window" => args.window = num()?.max(1),
-            "--serve" => {
-                args.serve = Some(value.parse().map_err(|e| format!("--serve {value}: {e}"))?)
-            }
-            "--seconds" => args.seconds = num()?,
-            "--clients" => args.clients = num()?.max(1),
-            "--threads" => args.threads = usize::try_from(num()?.max(1)).unwrap_or(1),
-            "--mode" => {
-                args.mode = match value.as_str() {
-                    "echo" => Mode::Echo,
-                    "respond" => Mode::Respond,
-                    _ => return Err(format!("--mode {value}: expected echo or respond")),
-                }
-            }
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    Ok(args)
-}
-
-/// User + system CPU seconds of this process so far (`/proc/self/stat`, clock ticks of
-/// 1/100 s, the Linux `USER_HZ`).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
-}
-
-async fn serve(
-    t: Arc<TcpTransport>,
-    mut rx: tokio::sync::mpsc::Receiver<TransportEvent>,
-    mode: Mode,
-) {
-    while let Some(event) = rx.recv().await {
-        let TransportEvent::Message(m) = event else {
-            continue;
-        };
-        let sent = match (mode, m.flow) {
-            (Mode::Echo, Some(flow)) => t.send_on_flow(flow, &m.message).await,
-            _ => t.send_response(&ok_response(&m.message), m.flow).await,
-        };
-        if let Err(e) = sent {
-            eprintln!("server send: {e}");
-        }
-    }
-}
+use sip_transport_testkit::echo::{self, EchoArgs, Stopwatch};
+use sip_transport_testkit::options_request;
 
 /// Server only, for an external load generator; stops after `args.seconds`.
-async fn serve_only(addr: std::net::SocketAddr, args: Args) -> Result<(), String> {
+async fn serve_only(addr: std::net::SocketAddr, args: EchoArgs) -> Result<(), String> {
     let config = TcpConfig::default().with_bind(addr);
     let (server, rx) = TcpTransport::bind(config)
         .await
         .map_err(|e| e.to_string())?;
-    println!(
-        "serving {:?} on {} for {} s (pid {})",
-        args.mode,
-        server.local_addr(),
-        args.seconds,
-        std::process::id()
-    );
-    let task = tokio::spawn(serve(server.clone(), rx, args.mode));
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    println!("server {:?}", server.stats());
-    server.close().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    echo::serve_for(server, rx, &args).await;
     Ok(())
 }
 
@@ -185,7 +86,7 @@ async fn client_loop(
     Ok(())
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: EchoArgs) -> Result<(), String> {
     if let Some(addr) = args.serve {
         return serve_only(addr, args).await;
     }
@@ -193,14 +94,15 @@ async fn run(args: Args) -> Result<(), String> {
     let (server, server_rx) = TcpTransport::bind(TcpConfig::default().with_bind(loopback))
         .await
         .map_err(|e| e.to_string())?;
-    let server_task = tokio::spawn(serve(server.clone(), server_rx, args.mode));
+    let server_task = tokio::spawn(echo::serve_events(server.clone(), server_rx, args.mode));
     let dest = Destination::new(server.local_addr());
-    let per_client = (args.count / args.clients).max(1);
-    let window = (args.window / args.clients).max(1);
+    let n_clients = args.clients.unwrap_or(1);
+    let per_client = (args.count / n_clients).max(1);
+    let window = (args.window / n_clients).max(1);
     // The window may exceed the default write queue; size it to fit.
     let limits = Limits::default().with_write_queue_depth((window as usize).max(1024));
     let mut clients = Vec::new();
-    for _ in 0..args.clients {
+    for _ in 0..n_clients {
         let (client, rx) = TcpTransport::bind(TcpConfig::client().with_limits(limits.clone()))
             .await
             .map_err(|e| e.to_string())?;
@@ -208,10 +110,9 @@ async fn run(args: Args) -> Result<(), String> {
         client.connect(&dest).await.map_err(|e| e.to_string())?;
         clients.push((client, rx));
     }
-    let total = per_client * args.clients;
+    let total = per_client * n_clients;
 
-    let cpu0 = cpu_seconds();
-    let started = Instant::now();
+    let clock = Stopwatch::start();
     let mut loops = Vec::new();
     for (client, rx) in &mut clients {
         let (tx, rx2) = tokio::sync::mpsc::channel(1);
@@ -228,31 +129,22 @@ async fn run(args: Args) -> Result<(), String> {
     for l in loops {
         l.await.map_err(|e| e.to_string())??;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = match (cpu0, cpu_seconds()) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
+    let elapsed = clock.elapsed_secs();
+    let cpu = clock.cpu_secs();
     let rt_per_s = total as f64 / elapsed;
     println!(
         "mode={:?} count={} window={} clients={} threads={} elapsed={:.3}s round_trips/s={:.0} messages/s={:.0}",
         args.mode,
         total,
-        window * args.clients,
-        args.clients,
+        window * n_clients,
+        n_clients,
         args.threads,
         elapsed,
         rt_per_s,
         2.0 * rt_per_s,
     );
     if let Some(cpu) = cpu {
-        println!(
-            "cpu={:.2}s ({:.0}% of one core) cpu_s_per_1000_round_trips={:.4} cpu_s_per_1000_messages={:.4}",
-            cpu,
-            100.0 * cpu / elapsed,
-            1000.0 * cpu / total as f64,
-            1000.0 * cpu / (2 * total) as f64
-        );
+        println!("{}", echo::cpu_line(cpu, elapsed, total, "messages"));
     }
     println!("server {:?}", server.stats());
     for (client, _) in &clients {
@@ -264,29 +156,10 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("tcp_echo: {e}");
-            std::process::exit(2);
-        }
+    // The one flag udp_echo lacks: `--clients`, default 1.
+    let defaults = EchoArgs {
+        clients: Some(1),
+        ..EchoArgs::default()
     };
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let result = match runtime {
-        Ok(rt) => rt.block_on(run(args)),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = result {
-        eprintln!("tcp_echo: {e}");
-        std::process::exit(1);
-    }
+    echo::echo_main("tcp_echo", defaults, run);
 }

@@ -6,12 +6,15 @@
 //! - launching SIPp and Kamailio on loopback and reading their results;
 //! - building ordinary SIP requests;
 //! - test certificates generated at run time ([`certs`]);
-//! - a dnsmasq DNS server with given records, for RFC 3263 tests ([`Dnsmasq`]).
+//! - a dnsmasq DNS server with given records, for RFC 3263 tests ([`Dnsmasq`]);
+//! - the load-test examples' command line, CPU and memory clocks and echo/respond server
+//!   loop ([`echo`]).
 //!
 //! Not a mock of anything: every helper drives a real program or builds real bytes.
 
 pub mod certs;
 mod dnsmasq;
+pub mod echo;
 pub mod events;
 
 pub use dnsmasq::Dnsmasq;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use sip_transport_api::{Destination, Message, Transport, TransportEvent};
 use sip_transport_tcp::{TcpConfig, TcpTransport};
 use sip_transport_testkit::certs::TestPki;
+use sip_transport_testkit::echo::{self, EchoMode};
 use sip_transport_tls::rustls;
 use sip_transport_tls::{PemSource, TlsConfig, TlsTransport};
 use tokio::io::AsyncWriteExt;
@@ -65,19 +66,8 @@ fn loopback() -> SocketAddr {
 }
 
 /// A stateless responder: answers every request with 200 over its flow.
-fn spawn_uas<T: Transport>(t: Arc<T>, mut rx: mpsc::Receiver<TransportEvent>) {
-    tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            if let TransportEvent::Message(m) = ev
-                && m.message.is_request()
-            {
-                let resp = sip_transport_testkit::ok_response(&m.message);
-                if let Err(e) = t.send_response(&resp, m.flow).await {
-                    eprintln!("respond: {e}");
-                }
-            }
-        }
-    });
+fn spawn_uas<T: Transport>(t: Arc<T>, rx: mpsc::Receiver<TransportEvent>) {
+    tokio::spawn(echo::serve_events(t, rx, EchoMode::Respond));
 }
 
 async fn handshake_rate(pki: &TestPki, n: usize, concurrency: usize) {

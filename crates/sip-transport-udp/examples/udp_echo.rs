@@ -21,122 +21,22 @@
 //! seconds, to be loaded by SIPp through `../shared/peers/bench.py --server-pid <pid>` for a
 //! like-for-like comparison with Kamailio.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sip_transport_api::{Destination, Transport, TransportEvent};
-use sip_transport_testkit::{ok_response, options_request};
+use sip_transport_testkit::echo::{self, EchoArgs, Stopwatch};
+use sip_transport_testkit::options_request;
 use sip_transport_udp::{UdpConfig, UdpTransport};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Echo,
-    Respond,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Args {
-    count: u64,
-    window: u64,
-    threads: usize,
-    mode: Mode,
-    serve: Option<std::net::SocketAddr>,
-    seconds: u64,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        count: 200_000,
-        window: 64,
-        threads: 2,
-        mode: Mode::Echo,
-        serve: None,
-        seconds: 60,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = || {
-            value
-                .parse::<u64>()
-                .map_err(|e| format!("{flag} {value}: {e}"))
-        };
-        match flag.as_str() {
-            "--count" => args.count = num()?.max(1),
-            "--window" => args.window = num()?.max(1),
-            "--serve" => {
-                args.serve = Some(value.parse().map_err(|e| format!("--serve {value}: {e}"))?)
-            }
-            "--seconds" => args.seconds = num()?,
-            "--threads" => args.threads = usize::try_from(num()?.max(1)).unwrap_or(1),
-            "--mode" => {
-                args.mode = match value.as_str() {
-                    "echo" => Mode::Echo,
-                    "respond" => Mode::Respond,
-                    _ => return Err(format!("--mode {value}: expected echo or respond")),
-                }
-            }
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    Ok(args)
-}
-
-/// User + system CPU seconds of this process so far (`/proc/self/stat`, clock ticks of
-/// 1/100 s, the Linux `USER_HZ`).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
-}
-
-async fn serve(
-    t: Arc<UdpTransport>,
-    mut rx: tokio::sync::mpsc::Receiver<TransportEvent>,
-    mode: Mode,
-) {
-    while let Some(event) = rx.recv().await {
-        let TransportEvent::Message(m) = event else {
-            continue;
-        };
-        let sent = match mode {
-            Mode::Echo => t
-                .send_message(&m.message, &Destination::new(m.source))
-                .await
-                .map(|_| ()),
-            Mode::Respond => t.send_response(&ok_response(&m.message), m.flow).await,
-        };
-        if let Err(e) = sent {
-            eprintln!("server send: {e}");
-        }
-    }
-}
-
 /// Server only, for an external load generator; stops after `args.seconds`.
-async fn serve_only(addr: std::net::SocketAddr, args: Args) -> Result<(), String> {
+async fn serve_only(addr: std::net::SocketAddr, args: EchoArgs) -> Result<(), String> {
     let config = UdpConfig::new(addr).with_recv_buffer_size(4 << 20);
     let (server, rx) = UdpTransport::bind(config).map_err(|e| e.to_string())?;
-    println!(
-        "serving {:?} on {} for {} s (pid {})",
-        args.mode,
-        server.local_addr(),
-        args.seconds,
-        std::process::id()
-    );
-    let task = tokio::spawn(serve(server.clone(), rx, args.mode));
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    println!("server {:?}", server.stats());
-    server.close().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    echo::serve_for(server, rx, &args).await;
     Ok(())
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: EchoArgs) -> Result<(), String> {
     if let Some(addr) = args.serve {
         return serve_only(addr, args).await;
     }
@@ -144,7 +44,7 @@ async fn run(args: Args) -> Result<(), String> {
         UdpTransport::bind(UdpConfig::default()).map_err(|e| e.to_string())?;
     let (client, mut client_rx) =
         UdpTransport::bind(UdpConfig::default()).map_err(|e| e.to_string())?;
-    let server_task = tokio::spawn(serve(server.clone(), server_rx, args.mode));
+    let server_task = tokio::spawn(echo::serve_events(server.clone(), server_rx, args.mode));
     let dest = Destination::new(server.local_addr());
     let sent_by = client.local_addr().to_string();
     // A window's worth of distinct requests, reused (cloning a Message is cheap).
@@ -152,9 +52,8 @@ async fn run(args: Args) -> Result<(), String> {
         .map(|n| options_request("sip:echo@127.0.0.1", "UDP", &sent_by, n))
         .collect();
 
-    let cpu0 = cpu_seconds();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(300);
+    let clock = Stopwatch::start();
+    let deadline = Instant::now() + Duration::from_secs(300);
     let (mut sent, mut done, mut resent) = (0u64, 0u64, 0u64);
     let send = |i: u64| {
         let req = &requests[(i % args.window) as usize];
@@ -190,11 +89,8 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = match (cpu0, cpu_seconds()) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
+    let elapsed = clock.elapsed_secs();
+    let cpu = clock.cpu_secs();
     let rt_per_s = args.count as f64 / elapsed;
     println!(
         "mode={:?} count={} window={} threads={} elapsed={:.3}s round_trips/s={:.0} datagrams/s={:.0} resent={}",
@@ -208,13 +104,7 @@ async fn run(args: Args) -> Result<(), String> {
         resent
     );
     if let Some(cpu) = cpu {
-        println!(
-            "cpu={:.2}s ({:.0}% of one core) cpu_s_per_1000_round_trips={:.4} cpu_s_per_1000_datagrams={:.4}",
-            cpu,
-            100.0 * cpu / elapsed,
-            1000.0 * cpu / args.count as f64,
-            1000.0 * cpu / (2 * args.count) as f64
-        );
+        println!("{}", echo::cpu_line(cpu, elapsed, args.count, "datagrams"));
     }
     println!("server {:?}", server.stats());
     println!("client {:?}", client.stats());
@@ -225,29 +115,5 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("udp_echo: {e}");
-            std::process::exit(2);
-        }
-    };
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let result = match runtime {
-        Ok(rt) => rt.block_on(run(args)),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = result {
-        eprintln!("udp_echo: {e}");
-        std::process::exit(1);
-    }
+    echo::echo_main("udp_echo", EchoArgs::default(), run);
 }

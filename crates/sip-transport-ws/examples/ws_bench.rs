@@ -14,22 +14,14 @@
 //! then the client's alone.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sip_transport_api::{Destination, Limits, Transport, TransportEvent};
 use sip_transport_testkit::certs::TestPki;
-use sip_transport_testkit::{ok_response, options_request};
+use sip_transport_testkit::echo::{self, EchoMode, Stopwatch};
+use sip_transport_testkit::options_request;
 use sip_transport_ws::{ClientTls, WsConfig, WsScheme, WsTransport};
 use tokio::sync::Semaphore;
-
-fn cpu_seconds() -> f64 {
-    // Fields 14 and 15 of /proc/self/stat: utime and stime in clock ticks (100 per second).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 /// The `wss` listener's rustls configuration, built by the TLS crate (provider `ring`).
 fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
@@ -49,19 +41,8 @@ fn limits() -> Limits {
 
 /// A stateless responder: 200 OK to every request, over its flow.
 fn serve(config: WsConfig) -> Arc<WsTransport> {
-    let (t, mut events) = WsTransport::bind(config.with_limits(limits())).expect("bind server");
-    let server = t.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            match ev {
-                TransportEvent::Message(m) if m.message.is_request() => {
-                    let _ = server.send_response(&ok_response(&m.message), m.flow).await;
-                }
-                TransportEvent::Closed => break,
-                _ => {}
-            }
-        }
-    });
+    let (t, events) = WsTransport::bind(config.with_limits(limits())).expect("bind server");
+    tokio::spawn(echo::serve_events(t.clone(), events, EchoMode::Respond));
     t
 }
 
@@ -97,8 +78,7 @@ async fn throughput(
             }
         })
     };
-    let cpu0 = cpu_seconds();
-    let t0 = Instant::now();
+    let clock = Stopwatch::start();
     let mut got = 0u64;
     while got < n {
         match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
@@ -110,8 +90,8 @@ async fn throughput(
             other => panic!("{label}: stalled after {got} responses: {other:?}"),
         }
     }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let secs = clock.elapsed_secs();
+    let cpu = clock.cpu_secs().unwrap_or(0.0);
     sender.await.expect("sender");
     println!(
         "{label}: {n} OPTIONS/200 transactions over one connection, window {window}: {:.0} tx/s, {:.2} s, CPU {:.1} µs/tx (this process)",
@@ -133,8 +113,7 @@ async fn handshakes(
     let (client, _events) =
         WsTransport::bind(client_cfg.with_limits(limits())).expect("bind client");
     let concurrency = Arc::new(Semaphore::new(16));
-    let cpu0 = cpu_seconds();
-    let t0 = Instant::now();
+    let clock = Stopwatch::start();
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let permit = concurrency.clone().acquire_owned().await.expect("open");
@@ -153,8 +132,8 @@ async fn handshakes(
     for t in tasks {
         t.await.expect("task");
     }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let secs = clock.elapsed_secs();
+    let cpu = clock.cpu_secs().unwrap_or(0.0);
     println!(
         "{label}: {n} handshakes, 16 at once: {:.0} handshakes/s, CPU {:.0} µs/handshake (this process: client+server)",
         n as f64 / secs,

@@ -17,19 +17,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sip_transport_api::{Limits, Transport, TransportEvent};
+use sip_transport_api::{Limits, Transport};
 use sip_transport_testkit::certs::TestPki;
+use sip_transport_testkit::echo::{self, EchoMode, rss_kib};
 use sip_transport_ws::{WsConfig, WsTransport};
-
-fn rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
 
 /// The `wss` listener's rustls configuration, built by the TLS crate (provider `ring`).
 fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
@@ -142,22 +133,10 @@ async fn main() {
     if secure {
         config = config.with_server_tls(server_config(&pki));
     }
-    let (t, mut events) = WsTransport::bind(config).expect("bind");
-    let server = t.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            match ev {
-                TransportEvent::Message(m) if m.message.is_request() => {
-                    let ok = sip_transport_testkit::ok_response(&m.message);
-                    let _ = server.send_response(&ok, m.flow).await;
-                }
-                TransportEvent::Closed => break,
-                _ => {}
-            }
-        }
-    });
+    let (t, events) = WsTransport::bind(config).expect("bind");
+    tokio::spawn(echo::serve_events(t.clone(), events, EchoMode::Respond));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = rss_kb();
+    let before = rss_kib().unwrap_or(0);
     let exe = std::env::current_exe().expect("exe");
     let mut child = Command::new(exe)
         .args(["client", &t.local_addr().port().to_string(), &n.to_string()])
@@ -179,7 +158,7 @@ async fn main() {
     assert_eq!(ready.trim(), "ready", "client failed");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let flows = t.flows().len();
-    let after = rss_kb();
+    let after = rss_kib().unwrap_or(0);
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
     println!(
         "{} idle {} connections{}: server VmRSS {} kB -> {} kB, {:.1} kB per connection ({} flows open)",

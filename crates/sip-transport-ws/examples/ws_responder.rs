@@ -14,27 +14,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sip_transport_api::{Transport, TransportEvent};
+use sip_transport_api::Transport;
 use sip_transport_testkit::certs::TestPki;
-use sip_transport_testkit::ok_response;
+use sip_transport_testkit::echo::{self, EchoMode};
 use sip_transport_ws::{WsConfig, WsTransport};
 
 fn serve(config: WsConfig) -> Arc<WsTransport> {
-    let (t, mut events) = WsTransport::bind(config).expect("bind");
-    let server = t.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            match ev {
-                TransportEvent::Message(m)
-                    if m.message.is_request() && m.message.method() != Some("ACK") =>
-                {
-                    let _ = server.send_response(&ok_response(&m.message), m.flow).await;
-                }
-                TransportEvent::Closed => break,
-                _ => {}
-            }
-        }
-    });
+    let (t, events) = WsTransport::bind(config).expect("bind");
+    tokio::spawn(echo::serve_events(t.clone(), events, EchoMode::Respond));
     t
 }
 
