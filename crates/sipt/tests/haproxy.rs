@@ -172,6 +172,22 @@ async fn received_through(frontend: SocketAddr) -> (Option<std::net::IpAddr>, Op
     out
 }
 
+/// `sipt ping` of `uri`, 4 times: exit 0 and four 200s.
+fn four_pings_answered(uri: &str, extra: &[&str]) {
+    let out = Command::new(SIPT)
+        .args(["ping", uri, "--count", "4", "--interval", "10"])
+        .args(extra)
+        .output()
+        .expect("sipt ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{uri}: {text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("200 OK")).count(),
+        4,
+        "{uri}: {text}"
+    );
+}
+
 #[test]
 fn two_backends_behind_haproxy() {
     let Some(haproxy) = require_program("haproxy") else {
@@ -188,31 +204,11 @@ fn two_backends_behind_haproxy() {
     );
 
     // WebSocket behind the balancer: the PROXY header, then the upgrade; both backends answer.
-    let out = Command::new(SIPT)
-        .args(["ping", &format!("sip:{};transport=ws", lb.ws_frontend)])
-        .args(["--count", "4", "--interval", "10"])
-        .output()
-        .expect("sipt ping ws");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert_eq!(
-        text.lines().filter(|l| l.starts_with("200 OK")).count(),
-        4,
-        "{text}"
-    );
-
+    four_pings_answered(&format!("sip:{};transport=ws", lb.ws_frontend), &[]);
     // TLS passthrough: the PROXY header comes before the ClientHello; both backends answer.
-    let out = Command::new(SIPT)
-        .args(["ping", &format!("sip:{};transport=tls", lb.tls_frontend)])
-        .args(["--insecure", "--count", "4", "--interval", "10"])
-        .output()
-        .expect("sipt ping tls");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert_eq!(
-        text.lines().filter(|l| l.starts_with("200 OK")).count(),
-        4,
-        "{text}"
+    four_pings_answered(
+        &format!("sip:{};transport=tls", lb.tls_frontend),
+        &["--insecure"],
     );
 
     // The client's real address, not HAProxy's (127.0.0.3), lands in the Via.
