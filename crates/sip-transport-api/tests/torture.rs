@@ -796,6 +796,16 @@ fn check_message(what: &str, m: &Message, x: &Idx, wire: &[u8]) {
         &wire[head_end..head_end + x.body],
         "{what}: body bytes"
     );
+    // The response built from it (index written with the bytes) indexes like its parse.
+    if m.is_request() {
+        let r = m
+            .response(200, "OK", Some("t1"), &[("Server", "torture")])
+            .unwrap_or_else(|e| panic!("{what}: response: {e}"));
+        let parsed = Message::parse(r.as_bytes().clone())
+            .unwrap_or_else(|e| panic!("{what}: response does not parse: {e}"));
+        assert_eq!(parsed, r, "{what}: built response index");
+        assert_eq!(r.call_id(), m.call_id(), "{what}: response Call-ID");
+    }
 }
 
 fn check_datagram(case: &Case, file: &[u8]) {

@@ -3,7 +3,6 @@
 //!
 //! Not a UAS: no transactions, no dialogs. ACK gets nothing (§17.1.1.3 ACKs are end-to-end).
 
-use bytes::{BufMut, BytesMut};
 use sip_transport::Message;
 
 /// What to send back.
@@ -93,65 +92,16 @@ fn tag_for(msg: &Message) -> u64 {
     h
 }
 
-fn has_tag(value: &[u8]) -> bool {
-    // A `tag` parameter outside the name-addr's angle brackets.
-    let after = match value.iter().rposition(|b| *b == b'>') {
-        Some(p) => &value[p..],
-        None => value,
-    };
-    after.split(|b| *b == b';').skip(1).any(|p| {
-        let p = p.trim_ascii();
-        p.len() >= 3 && p[..3].eq_ignore_ascii_case(b"tag")
-    })
-}
-
-/// The headers a response copies from the request (RFC 3261 §8.2.6.2), by name as written
-/// (long or compact form).
-fn copied(name: &[u8]) -> bool {
-    match name.len() {
-        1 => matches!(name[0] | 0x20, b'v' | b'f' | b't' | b'i'),
-        2..=7 => ["Via", "From", "To", "Call-ID", "CSeq"]
-            .iter()
-            .any(|n| n.as_bytes().eq_ignore_ascii_case(name)),
-        _ => false,
-    }
-}
-
-fn is_to(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"To") || name.eq_ignore_ascii_case(b"t")
-}
-
 fn build(msg: &Message, code: u16) -> Option<Message> {
-    let mut out = BytesMut::with_capacity(msg.len().min(2048) + 64);
-    out.put_slice(b"SIP/2.0 ");
-    // A status code is three digits (RFC 3261 §7.2; 100..=699 here).
-    out.put_slice(&[
-        b'0' + (code / 100 % 10) as u8,
-        b'0' + (code / 10 % 10) as u8,
-        b'0' + (code % 10) as u8,
-    ]);
-    out.put_u8(b' ');
-    out.put_slice(reason_phrase(code).as_bytes());
-    out.put_slice(b"\r\n");
-    for h in msg.headers() {
-        let name = h.name_bytes();
-        if !copied(name) {
-            continue;
-        }
-        out.put_slice(name);
-        out.put_slice(b": ");
-        out.put_slice(h.value_bytes());
-        if is_to(name) && !has_tag(h.value_bytes()) {
-            out.put_slice(b";tag=");
-            let tag = tag_for(msg);
-            for shift in (0..16).rev() {
-                out.put_u8(b"0123456789abcdef"[(tag >> (shift * 4)) as usize & 0xf]);
-            }
-        }
-        out.put_slice(b"\r\n");
+    // The To tag: 16 hex digits of the request's identity (the same for a retransmission).
+    let tag = tag_for(msg);
+    let mut hex = [0u8; 16];
+    for (i, d) in hex.iter_mut().enumerate() {
+        *d = b"0123456789abcdef"[(tag >> ((15 - i) * 4)) as usize & 0xf];
     }
-    out.put_slice(b"Server: sipt\r\nContent-Length: 0\r\n\r\n");
-    Message::parse(out.freeze()).ok()
+    let tag = std::str::from_utf8(&hex).ok()?;
+    msg.response(code, reason_phrase(code), Some(tag), &[("Server", "sipt")])
+        .ok()
 }
 
 #[cfg(test)]

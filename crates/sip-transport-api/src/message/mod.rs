@@ -5,6 +5,7 @@
 //! transport layer needs (Via, Call-ID, CSeq, Content-Length). It rejects only what cannot be
 //! framed or routed. Parsing allocates one index vector; header values are never copied.
 
+mod build;
 mod header;
 mod parse;
 mod scan;
