@@ -95,6 +95,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn skip_lws(&mut self) {
         while self.pos < self.end && is_lws(self.buf[self.pos]) {
             self.pos += 1;
@@ -112,6 +113,7 @@ impl<'a> Cursor<'a> {
         }
     }
     /// Takes bytes until one in the classes `stop` or LWS; returns the span.
+    #[inline]
     fn take_until(&mut self, stop: u8) -> (usize, usize) {
         let s = self.pos;
         let stop = stop | LWS;
@@ -156,17 +158,29 @@ impl<'a> Via<'a> {
             end,
         };
         c.skip_lws();
-        let name = c.take_until(SLASH);
-        c.skip_lws();
-        if !c.eat(b'/') {
-            return Err(BAD_VIA);
-        }
-        c.skip_lws();
-        let version = c.take_until(SLASH);
-        c.skip_lws();
-        if !c.eat(b'/') || name.0 == name.1 || version.0 == version.1 {
-            return Err(BAD_VIA);
-        }
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS
+        // allowed around the slashes; almost always written `SIP/2.0/`.
+        let (name, version) = match buf.get(c.pos..c.pos + 8) {
+            Some(p) if p.eq_ignore_ascii_case(b"SIP/2.0/") => {
+                let at = c.pos;
+                c.pos += 8;
+                ((at, at + 3), (at + 4, at + 7))
+            }
+            _ => {
+                let name = c.take_until(SLASH);
+                c.skip_lws();
+                if !c.eat(b'/') {
+                    return Err(BAD_VIA);
+                }
+                c.skip_lws();
+                let version = c.take_until(SLASH);
+                c.skip_lws();
+                if !c.eat(b'/') || name.0 == name.1 || version.0 == version.1 {
+                    return Err(BAD_VIA);
+                }
+                (name, version)
+            }
+        };
         c.skip_lws();
         let transport = c.take_until(SEMI | COMMA | COLON | LBRACKET);
         if transport.0 == transport.1 {
@@ -416,10 +430,17 @@ fn param_iter(params: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
 
 /// Parses a decimal port (1 to 5 digits, at most 65535).
 pub(crate) fn parse_port(b: &[u8]) -> Option<u16> {
-    if b.is_empty() || b.len() > 5 || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() || b.len() > 5 {
         return None;
     }
-    let v: u32 = b.iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0'));
+    let mut v: u32 = 0;
+    for d in b {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        v = v * 10 + u32::from(digit);
+    }
     u16::try_from(v).ok()
 }
 
