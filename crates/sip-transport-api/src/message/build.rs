@@ -4,6 +4,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::header::{HeaderId, classify};
+use super::parse::is_token;
 use super::{Head, HeaderEntry, Message, Span, StartLine};
 use crate::{Error, Result};
 
@@ -66,8 +67,7 @@ impl Message {
             return Err(bad("line break in the reason phrase or To tag"));
         }
         for (name, value) in extra {
-            let token = !name.is_empty() && classify_token(name.as_bytes());
-            if !token || !no_line_break(value) {
+            if !is_token(name.as_bytes()) || !no_line_break(value) {
                 return Err(bad("extra header with a bad name or a line break"));
             }
         }
@@ -151,17 +151,6 @@ impl Message {
         };
         Ok(Message::from_head(out.freeze(), head, body_start))
     }
-}
-
-/// RFC 3261 `token` bytes only.
-fn classify_token(name: &[u8]) -> bool {
-    name.iter().all(|b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            )
-    })
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ static TOKEN: [bool; 256] = {
 /// True when `s` is a non-empty run of token bytes. Branch-free over the bytes: names are
 /// short and their lengths vary, so a loop that exits early mispredicts more than it saves.
 #[inline]
-fn is_token(s: &[u8]) -> bool {
+pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().fold(true, |ok, b| ok & TOKEN[usize::from(*b)])
 }
 
