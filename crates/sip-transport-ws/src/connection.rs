@@ -352,7 +352,10 @@ async fn deliver(io: &mut Io, event: TransportEvent) -> Result<(), ()> {
         Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
         Err(mpsc::error::TrySendError::Full(event)) => {
             io.shared.events.send(event).await.map_err(drop)?;
+            // We stopped reading while we waited: that time was ours, not the peer's, so the
+            // idle, message-read and pong clocks start over (as the stream driver does).
             let now = Instant::now();
+            io.last_activity = now;
             io.ws.get_mut().restart_clock(now);
             if let Some((sent, _)) = &mut io.ping_outstanding {
                 *sent = now;

@@ -285,3 +285,34 @@ async fn idle_connection_is_closed_and_keepalive_pings_keep_one_open() {
     let pong = wait_event(&mut kseen, |e| matches!(e, TransportEvent::Pong { .. })).await;
     assert!(matches!(pong, TransportEvent::Pong { .. }));
 }
+
+#[tokio::test]
+async fn an_application_stall_longer_than_the_idle_timeout_does_not_close_the_flow() {
+    // An event queue of one and a 400 ms idle timeout: the ConnectionOpened event fills the
+    // queue, so delivering the first request waits until the application reads again,
+    // 1.2 s later. That wait was ours, not the peer's: the flow must still be open after it.
+    let limits = Limits::default()
+        .with_idle_timeout(Duration::from_millis(400))
+        .with_event_queue_depth(1);
+    let (t, mut events) = bind(WsConfig::default().with_limits(limits));
+    let mut ws = raw_client(t.local_addr(), Some("sip")).await;
+    ws.send(text_of(&ws_options(1))).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let mut next = async || {
+        tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("event in time")
+            .expect("events open")
+    };
+    assert!(matches!(
+        next().await,
+        TransportEvent::ConnectionOpened { .. }
+    ));
+    assert!(matches!(next().await, TransportEvent::Message(_)));
+    // Right after the stall the peer sends again, and is heard.
+    ws.send(text_of(&ws_options(2))).await.expect("send");
+    match next().await {
+        TransportEvent::Message(m) => assert_eq!(m.message.cseq().map(|c| c.seq), Some(2)),
+        other => panic!("expected the second request, got {other:?}"),
+    }
+}
