@@ -340,11 +340,9 @@ async fn full_event_channel_pushes_back_without_loss() {
     srv.close().await;
 }
 
-/// A peer that never reads: the write queue fills (fast, typed error) and the stuck
-/// connection is given up after the write timeout, with the unwritten messages reported.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stuck_peer_gives_write_queue_full_then_write_timeout() {
-    // A listener that accepts and never reads, with small socket buffers.
+/// A listener that accepts one connection and never reads from it, with a small receive
+/// buffer; the task holds the connection for 20 s (abort it when done).
+fn never_reading_peer() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let sock = TcpSocket::new_v4().expect("socket");
     sock.set_recv_buffer_size(4096).expect("rcvbuf");
     sock.bind("127.0.0.1:0".parse().expect("addr"))
@@ -356,6 +354,14 @@ async fn stuck_peer_gives_write_queue_full_then_write_timeout() {
         tokio::time::sleep(Duration::from_secs(20)).await;
         drop(s);
     });
+    (to, hold)
+}
+
+/// A peer that never reads: the write queue fills (fast, typed error) and the stuck
+/// connection is given up after the write timeout, with the unwritten messages reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_peer_gives_write_queue_full_then_write_timeout() {
+    let (to, hold) = never_reading_peer();
     let write_timeout = Duration::from_millis(500);
     let limits = Limits::default()
         .with_write_queue_depth(8)
@@ -415,17 +421,7 @@ async fn stuck_peer_gives_write_queue_full_then_write_timeout() {
 /// connection within a bounded time (`TCP_USER_TIMEOUT`), not when the peer finally closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_that_never_reads_times_out_with_bytes_in_the_kernel() {
-    let sock = TcpSocket::new_v4().expect("socket");
-    sock.set_recv_buffer_size(4096).expect("rcvbuf");
-    sock.bind("127.0.0.1:0".parse().expect("addr"))
-        .expect("bind");
-    let listener = sock.listen(8).expect("listen");
-    let to = listener.local_addr().expect("addr");
-    let hold = tokio::spawn(async move {
-        let (s, _) = listener.accept().await.expect("accept");
-        tokio::time::sleep(Duration::from_secs(20)).await;
-        drop(s);
-    });
+    let (to, hold) = never_reading_peer();
     let write_timeout = Duration::from_millis(500);
     let limits = Limits::default()
         .with_write_queue_depth(64)
