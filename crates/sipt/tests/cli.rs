@@ -12,6 +12,21 @@ use common::{SIPT, Server};
 use sip_transport_testkit::certs::TestPki;
 use sip_transport_testkit::{Kamailio, SippTransport, sipp_options_uac};
 
+/// `sipt bench <uri> <extra> --duration 2 --connections 2 --json`: exits 0 with no failed or
+/// timed-out transaction; returns the JSON summary.
+fn bench_clean(uri: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["bench", uri];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--duration", "2", "--connections", "2", "--json"]);
+    let (code, out, err) = sipt(&args);
+    assert_eq!(code, Some(0), "{uri}: {out}{err}");
+    let last = out.lines().last().expect("json line");
+    let v: serde_json::Value = serde_json::from_str(last).expect("json");
+    assert_eq!(v["failed"], 0, "{uri}: {last}");
+    assert_eq!(v["timeouts"], 0, "{uri}: {last}");
+    v
+}
+
 fn sipt(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(SIPT)
         .args(args)
@@ -92,26 +107,11 @@ fn bench_without_failures() {
         format!("sip:{}", srv.addr("udp")),
         format!("sip:{};transport=tcp", srv.addr("tcp")),
     ] {
-        let (code, out, err) = sipt(&[
-            "bench",
-            &uri,
-            "--duration",
-            "2",
-            "--connections",
-            "2",
-            "--concurrency",
-            "16",
-            "--json",
-        ]);
-        assert_eq!(code, Some(0), "{uri}: {out}{err}");
-        let last = out.lines().last().expect("json line");
-        let v: serde_json::Value = serde_json::from_str(last).expect("json");
-        assert_eq!(v["failed"], 0, "{last}");
-        assert_eq!(v["timeouts"], 0, "{last}");
-        assert!(v["ok"].as_u64().is_some_and(|n| n > 100), "{last}");
-        assert!(v["tps"].as_f64().is_some_and(|t| t > 0.0), "{last}");
+        let v = bench_clean(&uri, &["--concurrency", "16"]);
+        assert!(v["ok"].as_u64().is_some_and(|n| n > 100), "{v}");
+        assert!(v["tps"].as_f64().is_some_and(|t| t > 0.0), "{v}");
         for k in ["sent", "p50_ms", "p99_ms"] {
-            assert!(v.get(k).is_some(), "missing {k}: {last}");
+            assert!(v.get(k).is_some(), "missing {k}: {v}");
         }
     }
 }
@@ -189,25 +189,7 @@ fn serve_and_ping_tls() {
         let (code, out, err) = sipt(&["ping", &uri, "--ca", &ca]);
         assert_eq!(code, Some(0), "{uri}: {out}{err}");
     }
-    let (code, out, err) = sipt(&[
-        "bench",
-        &format!("sips:localhost:{port}"),
-        "--ca",
-        &ca,
-        "--duration",
-        "2",
-        "--connections",
-        "2",
-        "--json",
-    ]);
-    assert_eq!(code, Some(0), "{out}{err}");
-    let v: serde_json::Value =
-        serde_json::from_str(out.lines().last().expect("json")).expect("json");
-    assert_eq!(
-        (v["failed"].as_u64(), v["timeouts"].as_u64()),
-        (Some(0), Some(0)),
-        "{v}"
-    );
+    bench_clean(&format!("sips:localhost:{port}"), &["--ca", &ca]);
 }
 
 #[test]
@@ -261,24 +243,7 @@ fn serve_and_ping_ws_and_wss() {
     ]);
     assert_eq!(code, Some(0), "{out}{err}");
     for uri in [&ws, &wss] {
-        let (code, out, err) = sipt(&[
-            "bench",
-            uri,
-            "--insecure",
-            "--duration",
-            "2",
-            "--connections",
-            "2",
-            "--json",
-        ]);
-        assert_eq!(code, Some(0), "{uri}: {out}{err}");
-        let v: serde_json::Value =
-            serde_json::from_str(out.lines().last().expect("json")).expect("json");
-        assert_eq!(
-            (v["failed"].as_u64(), v["timeouts"].as_u64()),
-            (Some(0), Some(0)),
-            "{v}"
-        );
+        let v = bench_clean(uri, &["--insecure"]);
         assert!(v["ok"].as_u64().is_some_and(|n| n > 100), "{v}");
     }
 }
