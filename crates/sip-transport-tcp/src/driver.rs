@@ -70,8 +70,11 @@ const PONG: &[u8] = b"\r\n";
 enum Keepalive {
     /// `keepalive_at` is when the next ping goes out (`None`: no pings on this flow).
     Idle,
-    /// A ping waits in the outbox; its clock starts when it has been written.
+    /// A ping waits in the outbox; its clock starts when it has been written and flushed.
     Queued,
+    /// A ping was handed to the stream but not flushed yet (TLS holds it in its session
+    /// until then): a stalled flush is the write timeout's business, not the peer's silence.
+    Written,
     /// A ping was written: unless a byte arrives first, the flow fails at `keepalive_at`.
     Answer,
 }
@@ -361,7 +364,7 @@ impl<C: StreamConnector> Driver<C> {
                     // fail a live flow whose pong is queued behind a large message the peer is
                     // still sending, or a peer busy with SIP that pongs late; a dead flow (NAT
                     // binding gone, peer crashed) delivers nothing, so it still fails in time.
-                    if self.keepalive == Keepalive::Answer {
+                    if matches!(self.keepalive, Keepalive::Written | Keepalive::Answer) {
                         self.keepalive = Keepalive::Idle;
                         self.keepalive_at = self.ping_delay().map(|d| self.last_activity + d);
                     }
@@ -527,6 +530,10 @@ impl<C: StreamConnector> Driver<C> {
         match Pin::new(&mut self.stream).poll_flush(cx) {
             Poll::Ready(Ok(())) => {
                 self.needs_flush = false;
+                if self.keepalive == Keepalive::Written {
+                    self.keepalive = Keepalive::Answer;
+                    self.keepalive_at = Some(Instant::now() + self.shared.config.pong_timeout);
+                }
                 if self.unflushed > 0 {
                     self.conn.written(self.unflushed);
                     add(&self.shared.counters.messages_sent, self.unflushed);
@@ -573,10 +580,9 @@ impl<C: StreamConnector> Driver<C> {
         }
         self.unflushed += messages;
         if ping_written && self.keepalive == Keepalive::Queued {
-            // The pong clock runs from the ping leaving the outbox, not from queueing it: a
+            // The pong clock runs from the ping being flushed, not from queueing it: a
             // backlog of our own is not the peer's silence.
-            self.keepalive = Keepalive::Answer;
-            self.keepalive_at = Some(self.last_activity + self.shared.config.pong_timeout);
+            self.keepalive = Keepalive::Written;
         }
     }
 
@@ -697,7 +703,7 @@ impl<C: StreamConnector> Driver<C> {
                 );
                 return Some(CloseReason::KeepaliveTimeout);
             }
-            Keepalive::Answer | Keepalive::Queued => {}
+            Keepalive::Answer | Keepalive::Queued | Keepalive::Written => {}
         }
         None
     }
