@@ -86,7 +86,7 @@ struct Io {
     /// The start of the message in progress the timer was last armed for.
     partial_armed: Option<Instant>,
     pong_timeout: Duration,
-    /// The keepalive ping awaiting an answer: when it was sent, and the frames received then.
+    /// The keepalive ping awaiting an answer: when it was sent, and the bytes read by then.
     ping_outstanding: Option<(Instant, u64)>,
     shared: Arc<Shared>,
 }

@@ -17,7 +17,7 @@ fn copied(id: HeaderId) -> bool {
 }
 
 /// True when a To/From value carries a `tag` parameter outside its name-addr's `<...>`.
-pub(crate) fn has_tag(value: &[u8]) -> bool {
+fn has_tag(value: &[u8]) -> bool {
     let after = match value.iter().rposition(|b| *b == b'>') {
         Some(p) => &value[p..],
         None => value,

@@ -362,13 +362,7 @@ impl Message {
     }
 
     /// Replaces byte ranges (sorted, non-overlapping `(start, end, replacement)`) and returns the
-    /// new message with the index shifted, without parsing again.
-    #[cfg(test)]
-    pub(crate) fn splice(&self, edits: &[(usize, usize, &[u8])]) -> Message {
-        self.clone().splice_owned(edits)
-    }
-
-    /// [`Message::splice`] on an owned message: the index is shifted in place.
+    /// new message with the index shifted in place, without parsing again.
     pub(crate) fn splice_owned(self, edits: &[(usize, usize, &[u8])]) -> Message {
         let added: usize = edits.iter().map(|e| e.2.len()).sum();
         let mut out = Vec::with_capacity(self.buf.len() + added);

@@ -215,7 +215,7 @@ fn splice_shifts_the_index() {
         msg("OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;rport\r\nCall-ID: c\r\nl: 2\r\n\r\nab");
     let via = m.top_via().expect("via");
     let at = via.element_end;
-    let n = m.splice(&[(at, at, b";received=1.2.3.4")]);
+    let n = m.clone().splice_owned(&[(at, at, b";received=1.2.3.4")]);
     assert_eq!(
         n.top_via().expect("via").received(),
         Some("1.2.3.4".parse().expect("ip"))
