@@ -67,6 +67,9 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
     // One allocation for typical messages: a header line is rarely shorter than ~30 bytes.
     let mut headers: Vec<HeaderEntry> = Vec::with_capacity(buf.len().min(8192) / 32 + 8);
     let mut top_via = None;
+    // The Content-Length headers seen: how many, and the index of the last.
+    let mut cl_count = 0usize;
+    let mut cl_at = 0usize;
     let mut line_start = first_end + 2;
     loop {
         if line_start > limits.max_header_size {
@@ -78,8 +81,13 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
         if end == line_start {
             break; // the empty line
         }
-        if let Err(e) = header_line(buf, line_start, end, limits, &mut headers, &mut top_via) {
-            return incomplete_or(buf, limits, e);
+        match header_line(buf, line_start, end, limits, &mut headers, &mut top_via) {
+            Ok(HeaderId::ContentLength) => {
+                cl_count += 1;
+                cl_at = headers.len() - 1;
+            }
+            Ok(_) => {}
+            Err(e) => return incomplete_or(buf, limits, e),
         }
         line_start = end + 2;
     }
@@ -90,14 +98,11 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
     if headers.len() > usize::from(u16::MAX) {
         return Err(too_many_headers());
     }
-    let mut content_length: Option<u64> = None;
-    for h in headers.iter().filter(|h| h.id == HeaderId::ContentLength) {
-        let v = parse_content_length(&buf[h.value.range()])?;
-        if let Some(first) = content_length {
-            return Err(Error::DuplicateContentLength { first, second: v });
-        }
-        content_length = Some(v);
-    }
+    let content_length = match cl_count {
+        0 => None,
+        1 => Some(parse_content_length(&buf[headers[cl_at].value.range()])?),
+        _ => return Err(duplicate_content_length(buf, &headers)),
+    };
     Ok(Some(Head {
         start,
         headers,
@@ -105,6 +110,23 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
         content_length,
         top_via,
     }))
+}
+
+/// The error for a block with more than one Content-Length: the first invalid value, or the
+/// first two values.
+#[cold]
+fn duplicate_content_length(buf: &[u8], headers: &[HeaderEntry]) -> Error {
+    let mut values = headers
+        .iter()
+        .filter(|h| h.id == HeaderId::ContentLength)
+        .map(|h| parse_content_length(&buf[h.value.range()]));
+    match (values.next(), values.next()) {
+        (Some(Ok(first)), Some(Ok(second))) => Error::DuplicateContentLength { first, second },
+        (Some(Err(e)), _) | (_, Some(Err(e))) => e,
+        _ => Error::Malformed {
+            reason: "duplicate Content-Length",
+        },
+    }
 }
 
 /// An error found in a header block counts only once the block is complete; a block over the
@@ -141,7 +163,7 @@ fn header_line(
     limits: &Limits,
     headers: &mut Vec<HeaderEntry>,
     top_via: &mut Option<u16>,
-) -> Result<()> {
+) -> Result<HeaderId> {
     let len = line_end - line_start;
     if len > limits.max_line_length {
         return Err(line_too_long(limits));
@@ -149,7 +171,8 @@ fn header_line(
     let m = LineStart::at(buf, line_start);
     if m.ws & 1 != 0 {
         // RFC 3261 §7.3.1: a continuation line extends the previous value.
-        return continuation(buf, line_start, line_end, headers);
+        // It adds no header: `Other` tells the caller nothing new was indexed.
+        return continuation(buf, line_start, line_end, headers).map(|()| HeaderId::Other);
     }
     // header-name *(SP / HTAB) ":" (RFC 3261 §7.3.1): the name ends at the first colon.
     let (name_len, colon) = if m.colon != 0 {
@@ -187,16 +210,18 @@ fn header_line(
         vs += leading_ws(&buf[line_start + vs..line_end]);
     }
     let vs = line_start + vs.min(len);
-    let mut ve = line_end;
-    while ve > vs && is_ws(buf[ve - 1]) {
-        ve -= 1;
-    }
+    // Trailing whitespace is rare: one byte decides.
+    let ve = if is_ws(buf[line_end - 1]) {
+        vs + trim_end_ws(&buf[vs..line_end])
+    } else {
+        line_end
+    };
     headers.push(HeaderEntry {
         name: Span::new(line_start, line_start + name_len),
         value: Span::new(vs, ve),
         id,
     });
-    Ok(())
+    Ok(id)
 }
 
 /// Name length and colon offset of a line whose first 16 bytes hold no colon.
