@@ -107,14 +107,21 @@ const fn pattern(s: &[u8]) -> Pattern {
     Pattern { lower, case }
 }
 
-/// The first `N` (at most 8) bytes of `name` as a little-endian word, zero-padded.
+/// Bytes 0..8 and 8..16 of `name` as little-endian words, zero-padded.
 #[inline]
-fn word<const N: usize>(name: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    if let Some(c) = name.first_chunk::<N>() {
-        w[..N].copy_from_slice(c);
-    }
-    u64::from_le_bytes(w)
+fn words(name: &[u8]) -> [u64; 2] {
+    let mut w = [0u8; 16];
+    let n = name.len().min(16);
+    w[..n].copy_from_slice(&name[..n]);
+    words_of(&w)
+}
+
+/// Bytes 0..8 and 8..16 of `chunk` as little-endian words.
+#[inline]
+pub(crate) fn words_of(chunk: &[u8; 16]) -> [u64; 2] {
+    let (lo, hi) = chunk.split_at(8);
+    let word = |h: &[u8]| h.first_chunk::<8>().map_or(0, |b| u64::from_le_bytes(*b));
+    [word(lo), word(hi)]
 }
 
 #[inline]
@@ -122,10 +129,27 @@ fn matches(w: u64, p: Pattern) -> bool {
     w | p.case == p.lower
 }
 
+/// The low `n` bytes of `w` (n < 8).
+#[inline]
+fn low(w: u64, n: u32) -> u64 {
+    w & ((1u64 << (8 * n)) - 1)
+}
+
 /// Classifies a header name without allocating: a switch on the length, then a few word
 /// compares.
 #[inline]
 pub(crate) fn classify(name: &[u8]) -> HeaderId {
+    if name.len() > 16 {
+        return HeaderId::Other; // longer than any recognised name
+    }
+    classify_words(words(name), name.len())
+}
+
+/// [`classify`] for the name made of the first `len` bytes of the two words `w` (bytes 0..16
+/// of the line, as [`words_of`] reads them); bytes past `len` may hold anything. Inlined into
+/// the parser's line loop, where a call would spill its registers.
+#[inline(always)]
+pub(crate) fn classify_words(w: [u64; 2], len: usize) -> HeaderId {
     const TO: Pattern = pattern(b"to");
     const VIA: Pattern = pattern(b"via");
     const FROM: Pattern = pattern(b"from");
@@ -139,17 +163,19 @@ pub(crate) fn classify(name: &[u8]) -> HeaderId {
     const SUBJECT: Pattern = pattern(b"subject");
     const REQUIRE: Pattern = pattern(b"require");
     const SUPPORTE: Pattern = pattern(b"supporte");
+    const D: Pattern = pattern(b"d");
     const USER_AGE: Pattern = pattern(b"user-age");
-    const ER_AGENT: Pattern = pattern(b"r-agent");
+    const NT: Pattern = pattern(b"nt");
     const MAX_FORW: Pattern = pattern(b"max-forw");
-    const ORWARDS: Pattern = pattern(b"orwards");
+    const ARDS: Pattern = pattern(b"ards");
     const CONTENT_: Pattern = pattern(b"content-");
-    const TENT_TYPE: Pattern = pattern(b"t-type");
+    const TYPE: Pattern = pattern(b"type");
     const RECORD_R: Pattern = pattern(b"record-r");
-    const D_ROUTE: Pattern = pattern(b"d-route");
-    const T_LENGTH: Pattern = pattern(b"t-length");
-    match name.len() {
-        1 => match name[0] | 0x20 {
+    const OUTE: Pattern = pattern(b"oute");
+    const LENGTH: Pattern = pattern(b"length");
+    let [lo, hi] = w;
+    match len {
+        1 => match (lo as u8) | 0x20 {
             b'v' => HeaderId::Via,
             b'i' => HeaderId::CallId,
             b'f' => HeaderId::From,
@@ -162,20 +188,20 @@ pub(crate) fn classify(name: &[u8]) -> HeaderId {
             b's' => HeaderId::Subject,
             _ => HeaderId::Other,
         },
-        2 if matches(word::<2>(name), TO) => HeaderId::To,
-        3 if matches(word::<3>(name), VIA) => HeaderId::Via,
-        4 => match word::<4>(name) {
+        2 if matches(low(lo, 2), TO) => HeaderId::To,
+        3 if matches(low(lo, 3), VIA) => HeaderId::Via,
+        4 => match low(lo, 4) {
             w if matches(w, FROM) => HeaderId::From,
             w if matches(w, CSEQ) => HeaderId::CSeq,
             _ => HeaderId::Other,
         },
-        5 => match word::<5>(name) {
+        5 => match low(lo, 5) {
             w if matches(w, ROUTE) => HeaderId::Route,
             w if matches(w, ALLOW) => HeaderId::Allow,
             w if matches(w, EVENT) => HeaderId::Event,
             _ => HeaderId::Other,
         },
-        7 => match word::<7>(name) {
+        7 => match low(lo, 7) {
             w if matches(w, CALL_ID) => HeaderId::CallId,
             w if matches(w, CONTACT) => HeaderId::Contact,
             w if matches(w, EXPIRES) => HeaderId::Expires,
@@ -183,26 +209,21 @@ pub(crate) fn classify(name: &[u8]) -> HeaderId {
             w if matches(w, REQUIRE) => HeaderId::Require,
             _ => HeaderId::Other,
         },
-        9 if matches(word::<8>(name), SUPPORTE) && name[8] | 0x20 == b'd' => HeaderId::Supported,
-        10 if matches(word::<8>(name), USER_AGE) && matches(word::<7>(&name[3..]), ER_AGENT) => {
-            HeaderId::UserAgent
-        }
+        9 if matches(lo, SUPPORTE) && matches(low(hi, 1), D) => HeaderId::Supported,
+        10 if matches(lo, USER_AGE) && matches(low(hi, 2), NT) => HeaderId::UserAgent,
         12 => {
-            // Two overlapping words: bytes 0..8 and 5..12.
-            let (head, tail) = (word::<8>(name), word::<7>(&name[5..]));
-            if matches(head, MAX_FORW) && matches(tail, ORWARDS) {
+            let tail = low(hi, 4);
+            if matches(lo, MAX_FORW) && matches(tail, ARDS) {
                 HeaderId::MaxForwards
-            } else if matches(head, CONTENT_) && matches(word::<6>(&name[6..]), TENT_TYPE) {
+            } else if matches(lo, CONTENT_) && matches(tail, TYPE) {
                 HeaderId::ContentType
-            } else if matches(head, RECORD_R) && matches(tail, D_ROUTE) {
+            } else if matches(lo, RECORD_R) && matches(tail, OUTE) {
                 HeaderId::RecordRoute
             } else {
                 HeaderId::Other
             }
         }
-        14 if matches(word::<8>(name), CONTENT_) && matches(word::<8>(&name[6..]), T_LENGTH) => {
-            HeaderId::ContentLength
-        }
+        14 if matches(lo, CONTENT_) && matches(low(hi, 6), LENGTH) => HeaderId::ContentLength,
         _ => HeaderId::Other,
     }
 }

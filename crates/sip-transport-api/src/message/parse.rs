@@ -7,8 +7,8 @@
 
 use memchr::memmem;
 
-use super::header::{HeaderId, classify};
-use super::scan::{LineEnds, LineStart};
+use super::header::{HeaderId, classify, classify_words};
+use super::scan::{LineEnds, LineStart, space_mask16};
 use super::{Head, HeaderEntry, Span, StartLine};
 use crate::{Error, Limits, Result};
 
@@ -81,7 +81,11 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
         if end == line_start {
             break; // the empty line
         }
-        match header_line(buf, line_start, end, limits, &mut headers, &mut top_via) {
+        if end - line_start > limits.max_line_length {
+            return incomplete_or(buf, limits, line_too_long(limits));
+        }
+        match header_line(buf, line_start, end, &mut headers) {
+            Ok(HeaderId::Via) if top_via.is_none() => top_via = Some(headers.len() - 1),
             Ok(HeaderId::ContentLength) => {
                 cl_count += 1;
                 cl_at = headers.len() - 1;
@@ -98,6 +102,8 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
     if headers.len() > usize::from(u16::MAX) {
         return Err(too_many_headers());
     }
+    // Below the header count, so it fits.
+    let top_via = top_via.map(|i| i as u16);
     let content_length = match cl_count {
         0 => None,
         1 => Some(parse_content_length(&buf[headers[cl_at].value.range()])?),
@@ -154,60 +160,41 @@ fn line_too_long(limits: &Limits) -> Error {
     }
 }
 
-/// Indexes the header line `buf[line_start..line_end]` (without its CRLF, not empty).
+/// Indexes the header line `buf[line_start..line_end]` (without its CRLF, not empty) and
+/// returns the id of the header it adds (`Other` for a continuation line, which adds none).
 #[inline]
 fn header_line(
     buf: &[u8],
     line_start: usize,
     line_end: usize,
-    limits: &Limits,
     headers: &mut Vec<HeaderEntry>,
-    top_via: &mut Option<u16>,
 ) -> Result<HeaderId> {
     let len = line_end - line_start;
-    if len > limits.max_line_length {
-        return Err(line_too_long(limits));
-    }
     let m = LineStart::at(buf, line_start);
     if m.ws & 1 != 0 {
         // RFC 3261 §7.3.1: a continuation line extends the previous value.
-        // It adds no header: `Other` tells the caller nothing new was indexed.
         return continuation(buf, line_start, line_end, headers).map(|()| HeaderId::Other);
     }
     // header-name *(SP / HTAB) ":" (RFC 3261 §7.3.1): the name ends at the first colon.
-    let (name_len, colon) = if m.colon != 0 {
-        let c = m.colon.trailing_zeros() as usize;
-        // Whitespace right before the colon: the run of ws bits ending at bit c-1.
-        let before = if c == 0 {
-            0
-        } else {
-            ((!m.ws) << (32 - c)).leading_zeros() as usize
-        };
-        (c - before, c)
+    let c = m.colon.trailing_zeros() as usize; // 32 when the 16 bytes hold no colon
+    let (name_len, colon, id) = if c < 16 && c < len && c > 0 && (m.ws >> (c - 1)) & 1 == 0 {
+        // The usual case: a name of up to 15 bytes right before the colon. `classify_words`
+        // recognises only exact token spellings, so only other names need the check.
+        (c, c, classify_words(m.words, c))
     } else {
-        long_name(&buf[line_start..line_end])?
+        unusual_name(&buf[line_start..line_end], m)?
     };
-    if colon >= len {
-        return Err(no_colon());
-    }
-    let name = &buf[line_start..line_start + name_len];
-    // `classify` recognises only exact token spellings, so only other names need the check.
-    let id = classify(name);
-    if id == HeaderId::Other && !is_token(name) {
+    if id == HeaderId::Other && !is_token(&buf[line_start..line_start + name_len]) {
         return Err(invalid_name());
     }
-    if id == HeaderId::Via && top_via.is_none() {
-        *top_via = Some(u16::try_from(headers.len()).map_err(|_| too_many_headers())?);
-    }
     // Whitespace after the colon: the run of ws bits from bit colon+1, if it ends in the 16
-    // bytes (the mask has no bits past them); a CR ends it at the latest.
+    // bytes (`!ws` has every bit from 16 up set, so the count stops there at the latest).
     let mut vs = colon + 1;
-    let after = (!m.ws)
-        .checked_shr(vs as u32)
-        .map_or(0, u32::trailing_zeros) as usize;
-    vs += after;
+    if vs < 16 {
+        vs += ((!m.ws) >> vs).trailing_zeros() as usize;
+    }
     if vs >= 16 {
-        vs += leading_ws(&buf[line_start + vs..line_end]);
+        vs += leading_ws(buf.get(line_start + vs..line_end).unwrap_or_default());
     }
     let vs = line_start + vs.min(len);
     // Trailing whitespace is rare: one byte decides.
@@ -222,6 +209,22 @@ fn header_line(
         id,
     });
     Ok(id)
+}
+
+/// Name length, colon offset and id for a line the fast path does not take: whitespace
+/// before the colon, an empty name, or no colon in the first 16 bytes.
+#[cold]
+fn unusual_name(line: &[u8], m: LineStart) -> Result<(usize, usize, HeaderId)> {
+    let (name_len, colon) = if m.colon != 0 {
+        let c = m.colon.trailing_zeros() as usize;
+        if c >= line.len() {
+            return Err(no_colon());
+        }
+        (trim_end_ws(&line[..c]), c)
+    } else {
+        long_name(line)?
+    };
+    Ok((name_len, colon, classify(&line[..name_len])))
 }
 
 /// Name length and colon offset of a line whose first 16 bytes hold no colon.
@@ -319,7 +322,82 @@ fn first_space(line: &[u8]) -> Option<usize> {
     line.iter().position(|b| *b == b' ')
 }
 
+/// True when every byte of `w` is an ASCII capital letter (a subset of `token`).
+#[inline]
+fn all_capitals(w: u64) -> bool {
+    const H: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Per byte, with the top bit set aside so nothing borrows across bytes: the top bit of
+    // `ge` is set iff the byte is at least 'A', of `le` iff it is at most 'Z'.
+    let ge = (w | H) - ONES * u64::from(b'A');
+    let le = ((ONES * u64::from(b'Z')) | H) - (w & !H);
+    ge & le & !w & H == H
+}
+
+/// The start line as almost every message writes it: `METHOD SP URI SP SIP/2.0` with a
+/// capital-letter method of up to 15 bytes and single spaces, or `SIP/2.0 SP ddd SP reason`.
+/// `None` sends anything else (and anything invalid) to [`parse_start_line`]'s general path.
+#[inline]
+fn start_line_fast(line: &[u8]) -> Option<StartLine> {
+    const SIP_2_0_SP: u64 = u64::from_le_bytes(*b"SIP/2.0 ");
+    const SP_SIP_2_0: u64 = u64::from_le_bytes(*b" SIP/2.0");
+    let chunk = line.first_chunk::<16>()?;
+    let [lo, hi] = super::header::words_of(chunk);
+    if lo == SIP_2_0_SP {
+        let digits = &line[8..11];
+        if !digits.iter().all(u8::is_ascii_digit) || line.get(11).is_some_and(|b| *b != b' ') {
+            return None;
+        }
+        let code = digits
+            .iter()
+            .fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
+        return (100..=699).contains(&code).then(|| StartLine::Response {
+            version: Span::new(0, 7),
+            code,
+            reason: Span::new(12.min(line.len()), line.len()),
+        });
+    }
+    let sp = space_mask16(chunk).trailing_zeros() as usize;
+    if sp == 0 || sp >= 16 || line[sp + 1] == b' ' {
+        return None;
+    }
+    // The method's bytes, the rest of the 16 filled with capitals.
+    let fill = |w: u64, n: usize| match n {
+        0 => u64::from_le_bytes(*b"AAAAAAAA"),
+        8.. => w,
+        n => {
+            let keep = (1u64 << (8 * n)) - 1;
+            w & keep | u64::from_le_bytes(*b"AAAAAAAA") & !keep
+        }
+    };
+    let end = line.len();
+    let v_start = end.checked_sub(8)?;
+    if !(all_capitals(fill(lo, sp)) && all_capitals(fill(hi, sp.saturating_sub(8))))
+        || line.last_chunk::<8>().map(|w| u64::from_le_bytes(*w)) != Some(SP_SIP_2_0)
+        || v_start <= sp + 1
+        || is_ws(line[v_start - 1])
+    {
+        return None;
+    }
+    let uri = &line[sp + 1..v_start];
+    if !(uri.is_ascii() || std::str::from_utf8(uri).is_ok()) {
+        return None;
+    }
+    Some(StartLine::Request {
+        method: Span::new(0, sp),
+        uri: Span::new(sp + 1, v_start),
+        version: Span::new(v_start + 1, end),
+    })
+}
+
 fn parse_start_line(line: &[u8]) -> Result<StartLine> {
+    match start_line_fast(line) {
+        Some(start) => Ok(start),
+        None => parse_start_line_general(line),
+    }
+}
+
+fn parse_start_line_general(line: &[u8]) -> Result<StartLine> {
     const BAD: Error = Error::Malformed {
         reason: "invalid start line",
     };
@@ -397,4 +475,70 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine> {
         uri: Span::new(us, ue),
         version: Span::new(v_start, end),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast start-line path either declines or says exactly what the general path says,
+    /// for common lines and for every one-byte change to them.
+    #[test]
+    fn fast_start_line_agrees_with_the_general_path() {
+        let lines: &[&[u8]] = &[
+            b"INVITE sip:bob@biloxi.example.com SIP/2.0",
+            b"SUBSCRIBE sip:x@example.com SIP/2.0",
+            b"REGISTER sip:registrar.example.com SIP/2.0",
+            b"ABCDEFGHIJKLMNO sip:x@example.com SIP/2.0",
+            b"OPTIONS sip:\xc3\xa9@example.com SIP/2.0",
+            b"SIP/2.0 200 OK and some",
+            b"SIP/2.0 180 Ringing",
+            b"SIP/2.0 699 x\xc3\xa9x 12345",
+            b"SIP/2.0 100 0123456",
+        ];
+        let bytes = [
+            b' ', b'\t', b'a', b'A', b'Z', b'[', b'@', b'0', b'9', b'/', b':', 0x80, 0xc3, 0xff,
+        ];
+        let mut checked = 0;
+        let mut fast = 0;
+        for line in lines {
+            let mut variants = vec![line.to_vec()];
+            for i in 0..line.len() {
+                for b in bytes {
+                    let mut v = line.to_vec();
+                    v[i] = b;
+                    variants.push(v);
+                }
+                variants.push([&line[..i], &line[i + 1..]].concat());
+            }
+            for v in variants {
+                let general = parse_start_line_general(&v).ok();
+                if let Some(f) = start_line_fast(&v) {
+                    assert_eq!(Some(f), general, "{:?}", String::from_utf8_lossy(&v));
+                    fast += 1;
+                }
+                checked += 1;
+            }
+        }
+        // The fast path must take the ordinary lines, or this test proves nothing.
+        assert!(lines.iter().all(|l| start_line_fast(l).is_some()));
+        assert!(fast > checked / 4, "{fast} of {checked}");
+    }
+
+    #[test]
+    fn capitals() {
+        assert!(all_capitals(u64::from_le_bytes(*b"INVITEAA")));
+        for b in 0..=255u8 {
+            let mut w = *b"AAAAAAAA";
+            for i in 0..8 {
+                w[i] = b;
+                assert_eq!(
+                    all_capitals(u64::from_le_bytes(w)),
+                    b.is_ascii_uppercase(),
+                    "{b} at {i}"
+                );
+                w[i] = b'Z';
+            }
+        }
+    }
 }

@@ -79,11 +79,13 @@ fn lf_mask64(block: &[u8; 64]) -> u64 {
 /// What the first 16 bytes of a header line hold: bit i of `colon` is set iff byte i is a
 /// colon, of `ws` iff it is SP or HTAB. A header name, its colon and the whitespace around it
 /// usually fit in them, so the name's end and the value's start are read off two masks
-/// instead of walking bytes. `ws` has only its low 16 bits set.
+/// instead of walking bytes. `ws` has only its low 16 bits set. `words` are the 16 bytes as
+/// two little-endian words, for classifying the name without reading it again.
 #[derive(Clone, Copy)]
 pub(crate) struct LineStart {
     pub(crate) colon: u32,
     pub(crate) ws: u32,
+    pub(crate) words: [u64; 2],
 }
 
 impl LineStart {
@@ -93,6 +95,7 @@ impl LineStart {
         LineStart {
             colon: eq_mask16(chunk, b':'),
             ws: eq_mask16(chunk, b' ') | eq_mask16(chunk, b'\t'),
+            words: super::header::words_of(chunk),
         }
     }
 
@@ -112,6 +115,12 @@ impl LineStart {
         chunk[..n].copy_from_slice(&rest[..n]);
         Self::of(&chunk)
     }
+}
+
+/// Bit i set iff byte i of `chunk` is a space.
+#[inline]
+pub(crate) fn space_mask16(chunk: &[u8; 16]) -> u32 {
+    eq_mask16(chunk, b' ')
 }
 
 #[inline]
