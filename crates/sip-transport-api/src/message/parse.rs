@@ -53,9 +53,21 @@ fn is_ws(b: u8) -> bool {
 /// are only reported for a complete block, the one of the earliest line first, except that a
 /// block over `max_header_size` is always `HeadersTooLarge`.
 pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<Head>> {
-    let mut lines = LineEnds::new(buf);
+    // Lines are looked for only where a block within the limit can have them: a head whose
+    // empty line ends past `max_header_size` is too large, so no line past it matters.
+    let window = buf.len().min(limits.max_header_size);
+    // No empty line inside the window: wait for more, or, when the buffer goes past the
+    // window, a block that is too large if it is complete.
+    let ran_out = || {
+        if window < buf.len() {
+            incomplete_or(buf, limits, headers_too_large(limits))
+        } else {
+            Ok(None)
+        }
+    };
+    let mut lines = LineEnds::new(&buf[..window]);
     let Some(first_end) = lines.next_line_end(0) else {
-        return Ok(None);
+        return ran_out();
     };
     if first_end > limits.max_line_length {
         return incomplete_or(buf, limits, line_too_long(limits));
@@ -72,11 +84,8 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
     let mut cl_at = 0usize;
     let mut line_start = first_end + 2;
     loop {
-        if line_start > limits.max_header_size {
-            return incomplete_or(buf, limits, headers_too_large(limits));
-        }
         let Some(end) = lines.next_line_end(line_start) else {
-            return Ok(None);
+            return ran_out();
         };
         if end == line_start {
             break; // the empty line
@@ -290,6 +299,22 @@ fn trim_end_ws(s: &[u8]) -> usize {
 }
 
 fn parse_content_length(v: &[u8]) -> Result<u64> {
+    // The usual value: up to 9 digits (no overflow), nothing around them.
+    if (1..=9).contains(&v.len()) {
+        let mut n = 0u64;
+        let mut digits = true;
+        for d in v {
+            digits &= d.is_ascii_digit();
+            n = n * 10 + u64::from(d.wrapping_sub(b'0'));
+        }
+        if digits {
+            return Ok(n);
+        }
+    }
+    parse_content_length_general(v)
+}
+
+fn parse_content_length_general(v: &[u8]) -> Result<u64> {
     let invalid = || Error::InvalidContentLength {
         value: String::from_utf8_lossy(&v[..v.len().min(64)]).into_owned(),
     };
@@ -523,6 +548,38 @@ mod tests {
         // The fast path must take the ordinary lines, or this test proves nothing.
         assert!(lines.iter().all(|l| start_line_fast(l).is_some()));
         assert!(fast > checked / 4, "{fast} of {checked}");
+    }
+
+    #[test]
+    fn content_length_fast_path_agrees() {
+        for v in [
+            "0",
+            "7",
+            "123456789",
+            "1234567890",
+            "99999999999999999999999",
+            " 12",
+            "12 ",
+            "1 2",
+            "+1",
+            "-1",
+            "0x1",
+            "",
+            " ",
+            "\r\n 5",
+            "5\t",
+            "１",
+            "12a",
+        ] {
+            let fast = parse_content_length(v.as_bytes());
+            let general = parse_content_length_general(v.as_bytes());
+            assert_eq!(fast.ok(), general.ok(), "{v:?}");
+        }
+        assert_eq!(parse_content_length(b"123456789").ok(), Some(123_456_789));
+        assert_eq!(
+            parse_content_length(b"99999999999999999999999").ok(),
+            Some(u64::MAX)
+        );
     }
 
     #[test]
