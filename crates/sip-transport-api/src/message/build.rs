@@ -97,8 +97,10 @@ impl Message {
             let name_start = out.len();
             out.put_slice(name);
             let name_end = out.len();
-            out.put_slice(b": ");
+            out.put_slice(b":");
+            // The raw value span starts after the colon, as the parser records it.
             let value_start = out.len();
+            out.put_slice(b" ");
             for part in value {
                 out.put_slice(part);
             }
@@ -110,7 +112,7 @@ impl Message {
             out.put_slice(b"\r\n");
         };
         for e in self.head.headers.iter().filter(|e| copied(e.id)) {
-            let value = self.slice(e.value);
+            let value = self.slice(e.value(&self.buf));
             let tag = to_tag.filter(|_| e.id == HeaderId::To && !has_tag(value));
             match tag {
                 Some(tag) => push(

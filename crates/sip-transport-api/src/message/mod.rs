@@ -46,8 +46,39 @@ impl Span {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HeaderEntry {
     pub(crate) name: Span,
+    /// The raw value: from just after the colon to the end of the header's last line, with
+    /// the whitespace (and folds) around the value. [`HeaderEntry::value`] trims it.
     pub(crate) value: Span,
     pub(crate) id: HeaderId,
+}
+
+impl HeaderEntry {
+    /// The value without the whitespace around it. The parser leaves this trim to the reader,
+    /// since most values of a message are never read.
+    #[inline]
+    pub(crate) fn value(&self, buf: &[u8]) -> Span {
+        trim_lws(buf, self.value)
+    }
+}
+
+/// `s` without leading and trailing SP, HTAB, CR and LF (RFC 3261 LWS; inside a value, CR and
+/// LF only occur as folds). The usual `": value"` shape takes the fast path.
+#[inline]
+fn trim_lws(buf: &[u8], s: Span) -> Span {
+    let lws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let (mut start, mut end) = (s.start as usize, s.end as usize);
+    match buf.get(start..end) {
+        // One space, then the value, which ends the line: only the space goes.
+        Some([b' ', second, .., last]) if !lws(*second) && !lws(*last) => start += 1,
+        Some(v) => {
+            let lead = v.iter().position(|b| !lws(*b)).unwrap_or(v.len());
+            let trail = v[lead..].iter().rev().take_while(|b| lws(**b)).count();
+            start += lead;
+            end -= trail;
+        }
+        None => {}
+    }
+    Span::new(start, end)
 }
 
 /// What the start line says.
@@ -250,7 +281,7 @@ impl Message {
     fn entry(&self, e: &HeaderEntry) -> Header<'_> {
         Header {
             name: self.slice(e.name),
-            value: self.slice(e.value),
+            value: self.slice(e.value(&self.buf)),
         }
     }
 
@@ -292,7 +323,7 @@ impl Message {
             .headers
             .iter()
             .find(|e| e.id == id)
-            .map(|e| self.slice(e.value))
+            .map(|e| self.slice(e.value(&self.buf)))
     }
 
     /// The Content-Length value, if the header is present.
@@ -344,8 +375,8 @@ impl Message {
         let idx = self.head.top_via.ok_or_else(|| Error::Malformed {
             reason: "no Via header",
         })?;
-        let e = self.head.headers[usize::from(idx)];
-        Via::parse(&self.buf, e.value.start as usize, e.value.end as usize)
+        let v = self.head.headers[usize::from(idx)].value(&self.buf);
+        Via::parse(&self.buf, v.start as usize, v.end as usize)
     }
 
     /// Every Via value in order, across all Via headers (comma-separated ones split). Values that
@@ -356,7 +387,7 @@ impl Message {
             .iter()
             .filter(|e| e.id == HeaderId::Via)
             .flat_map(move |e| {
-                comma_spans(&self.buf, e.value.range())
+                comma_spans(&self.buf, e.value(&self.buf).range())
                     .map(move |(s, end)| Via::parse(&self.buf, s, end))
             })
     }

@@ -66,7 +66,7 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
         }
     };
     let mut lines = LineEnds::new(&buf[..window]);
-    let Some(first_end) = lines.next_line_end(0) else {
+    let Some(first_end) = lines.next_line_end() else {
         return ran_out();
     };
     if first_end > limits.max_line_length {
@@ -84,7 +84,7 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
     let mut cl_at = 0usize;
     let mut line_start = first_end + 2;
     loop {
-        let Some(end) = lines.next_line_end(line_start) else {
+        let Some(end) = lines.next_line_end() else {
             return ran_out();
         };
         if end == line_start {
@@ -115,7 +115,9 @@ pub(crate) fn parse_head_prefix(buf: &[u8], limits: &Limits) -> Result<Option<He
     let top_via = top_via.map(|i| i as u16);
     let content_length = match cl_count {
         0 => None,
-        1 => Some(parse_content_length(&buf[headers[cl_at].value.range()])?),
+        1 => Some(parse_content_length(
+            &buf[headers[cl_at].value(buf).range()],
+        )?),
         _ => return Err(duplicate_content_length(buf, &headers)),
     };
     Ok(Some(Head {
@@ -134,7 +136,7 @@ fn duplicate_content_length(buf: &[u8], headers: &[HeaderEntry]) -> Error {
     let mut values = headers
         .iter()
         .filter(|h| h.id == HeaderId::ContentLength)
-        .map(|h| parse_content_length(&buf[h.value.range()]));
+        .map(|h| parse_content_length(&buf[h.value(buf).range()]));
     match (values.next(), values.next()) {
         (Some(Ok(first)), Some(Ok(second))) => Error::DuplicateContentLength { first, second },
         (Some(Err(e)), _) | (_, Some(Err(e))) => e,
@@ -182,7 +184,7 @@ fn header_line(
     let m = LineStart::at(buf, line_start);
     if m.ws & 1 != 0 {
         // RFC 3261 §7.3.1: a continuation line extends the previous value.
-        return continuation(buf, line_start, line_end, headers).map(|()| HeaderId::Other);
+        return continuation(line_end, headers).map(|()| HeaderId::Other);
     }
     // header-name *(SP / HTAB) ":" (RFC 3261 §7.3.1): the name ends at the first colon.
     let c = m.colon.trailing_zeros() as usize; // 32 when the 16 bytes hold no colon
@@ -196,22 +198,9 @@ fn header_line(
     if id == HeaderId::Other && !is_token(&buf[line_start..line_start + name_len]) {
         return Err(invalid_name());
     }
-    // Whitespace after the colon: the run of ws bits from bit colon+1, if it ends in the 16
-    // bytes (`!ws` has every bit from 16 up set, so the count stops there at the latest).
-    let mut vs = colon + 1;
-    if vs < 16 {
-        vs += ((!m.ws) >> vs).trailing_zeros() as usize;
-    }
-    if vs >= 16 {
-        vs += leading_ws(buf.get(line_start + vs..line_end).unwrap_or_default());
-    }
-    let vs = line_start + vs.min(len);
-    // Trailing whitespace is rare: one byte decides.
-    let ve = if is_ws(buf[line_end - 1]) {
-        vs + trim_end_ws(&buf[vs..line_end])
-    } else {
-        line_end
-    };
+    // The raw value, up to the line end; readers trim it (`HeaderEntry::value`).
+    let vs = line_start + colon + 1;
+    let ve = line_end;
     headers.push(HeaderEntry {
         name: Span::new(line_start, line_start + name_len),
         value: Span::new(vs, ve),
@@ -244,28 +233,15 @@ fn long_name(line: &[u8]) -> Result<(usize, usize)> {
     Ok((name, colon))
 }
 
-fn leading_ws(s: &[u8]) -> usize {
-    s.iter().position(|b| !is_ws(*b)).unwrap_or(s.len())
-}
-
-fn continuation(
-    buf: &[u8],
-    line_start: usize,
-    line_end: usize,
-    headers: &mut [HeaderEntry],
-) -> Result<()> {
+fn continuation(line_end: usize, headers: &mut [HeaderEntry]) -> Result<()> {
     let Some(last) = headers.last_mut() else {
         return Err(Error::Malformed {
             reason: "continuation line before the first header",
         });
     };
-    let line = &buf[line_start..line_end];
-    if let Some(lead) = line.iter().position(|b| !matches!(b, b' ' | b'\t')) {
-        if last.value.start == last.value.end {
-            last.value.start = (line_start + lead) as u32;
-        }
-        last.value.end = (line_start + trim_end_ws(line)) as u32;
-    }
+    // The raw value runs on to the end of this line; the reader's trim drops the fold when
+    // it leads or trails.
+    last.value.end = line_end as u32;
     Ok(())
 }
 

@@ -39,13 +39,15 @@ impl<'a> LineEnds<'a> {
         Some(self.block + i)
     }
 
-    /// The CRLF ending the line that starts at `start` (which must be just past the previous
-    /// line end returned, or 0): the position of its CR.
+    /// The next CRLF: the position of its CR. Called once per line, it returns the end of
+    /// the line that starts just past the previous CRLF (or at 0).
     #[inline]
-    pub(crate) fn next_line_end(&mut self, start: usize) -> Option<usize> {
+    pub(crate) fn next_line_end(&mut self) -> Option<usize> {
         loop {
             let lf = self.next_lf()?;
-            if lf > start && self.buf[lf - 1] == b'\r' {
+            // A CR right before makes a line end. An LF at 0 has no byte before it (the
+            // check skips it); one right after a line end is preceded by LF.
+            if lf != 0 && self.buf[lf - 1] == b'\r' {
                 return Some(lf - 1);
             }
         }
@@ -206,18 +208,23 @@ mod tests {
         buf.extend_from_slice(&[b'x'; 40]);
         buf.extend_from_slice(b"\r\n\r\n");
         let mut l = LineEnds::new(&buf);
-        assert_eq!(l.next_line_end(0), Some(3));
-        assert_eq!(l.next_line_end(5), Some(45));
-        assert_eq!(l.next_line_end(47), Some(47));
-        assert_eq!(l.next_line_end(49), None);
+        assert_eq!(l.next_line_end(), Some(3));
+        assert_eq!(l.next_line_end(), Some(45));
+        assert_eq!(l.next_line_end(), Some(47));
+        assert_eq!(l.next_line_end(), None);
+        // An LF first in the buffer, and an LF right after a CRLF, end no line.
+        let mut l = LineEnds::new(b"\nA\r\n\nB\r\n");
+        assert_eq!(l.next_line_end(), Some(2));
+        assert_eq!(l.next_line_end(), Some(6));
+        assert_eq!(l.next_line_end(), None);
         // A CRLF split over the half-block and block boundaries, and a short last block.
         for cut in [31, 63, 127] {
             let mut buf = vec![b'y'; cut];
             buf.extend_from_slice(b"\r\nz\r\n");
             let mut l = LineEnds::new(&buf);
-            assert_eq!(l.next_line_end(0), Some(cut), "{cut}");
-            assert_eq!(l.next_line_end(cut + 2), Some(cut + 3), "{cut}");
-            assert_eq!(l.next_line_end(cut + 5), None, "{cut}");
+            assert_eq!(l.next_line_end(), Some(cut), "{cut}");
+            assert_eq!(l.next_line_end(), Some(cut + 3), "{cut}");
+            assert_eq!(l.next_line_end(), None, "{cut}");
         }
     }
 

@@ -88,6 +88,29 @@ fn folding_and_space_before_colon() {
 }
 
 #[test]
+fn values_are_trimmed_of_whitespace_and_folds() {
+    let m = msg(
+        "OPTIONS sip:x SIP/2.0\r\nA:\tv \t\r\nB:\r\nC:   \r\nD: a\r\n b \r\n   \r\nE:\r\n\t e\r\n\
+         F:f\r\nG: g g \r\nH:  h\r\nContent-Length:\t 0 \r\n\r\n",
+    );
+    let value = |n: &str| m.header(n).and_then(|h| h.value()).expect(n);
+    assert_eq!(value("A"), "v");
+    assert_eq!(value("B"), "");
+    assert_eq!(value("C"), "");
+    assert_eq!(value("D"), "a\r\n b");
+    assert_eq!(value("E"), "e");
+    assert_eq!(value("F"), "f");
+    assert_eq!(value("G"), "g g");
+    assert_eq!(value("H"), "h");
+    assert_eq!(m.content_length(), Some(0));
+    let names: Vec<_> = m.headers().map(|h| h.name()).collect();
+    assert_eq!(
+        names,
+        ["A", "B", "C", "D", "E", "F", "G", "H", "Content-Length"]
+    );
+}
+
+#[test]
 fn utf8_and_ipv6_values() {
     let m = msg(
         "OPTIONS sip:[2001:db8::10] SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bK\r\n\
