@@ -274,6 +274,7 @@ fn trim_end_ws(s: &[u8]) -> usize {
     e
 }
 
+#[inline]
 fn parse_content_length(v: &[u8]) -> Result<u64> {
     // The usual value: up to 9 digits (no overflow), nothing around them.
     if (1..=9).contains(&v.len()) {
@@ -290,6 +291,8 @@ fn parse_content_length(v: &[u8]) -> Result<u64> {
     parse_content_length_general(v)
 }
 
+#[cold]
+#[inline(never)]
 fn parse_content_length_general(v: &[u8]) -> Result<u64> {
     let invalid = || Error::InvalidContentLength {
         value: String::from_utf8_lossy(&v[..v.len().min(64)]).into_owned(),

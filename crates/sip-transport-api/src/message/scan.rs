@@ -104,7 +104,11 @@ impl LineStart {
     /// The masks of the 16 bytes of `buf` from `at`, padded with zeros past the end.
     #[inline]
     pub(crate) fn at(buf: &[u8], at: usize) -> Self {
-        match buf.get(at..).and_then(|r| r.first_chunk::<16>()) {
+        // One range check: `at + 16` wraps only for an `at` far out of bounds.
+        match buf
+            .get(at..at.wrapping_add(16))
+            .and_then(|r| r.first_chunk::<16>())
+        {
             Some(chunk) => Self::of(chunk),
             None => Self::padded(buf.get(at..).unwrap_or_default()),
         }
