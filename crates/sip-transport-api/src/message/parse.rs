@@ -376,7 +376,8 @@ fn start_line_fast(line: &[u8]) -> Option<StartLine> {
     };
     let end = line.len();
     let v_start = end.checked_sub(8)?;
-    if !(all_capitals(fill(lo, sp)) && all_capitals(fill(hi, sp.saturating_sub(8))))
+    let method_ok = all_capitals(fill(lo, sp)) && (sp <= 8 || all_capitals(fill(hi, sp - 8)));
+    if !method_ok
         || line.last_chunk::<8>().map(|w| u64::from_le_bytes(*w)) != Some(SP_SIP_2_0)
         || v_start <= sp + 1
         || is_ws(line[v_start - 1])
