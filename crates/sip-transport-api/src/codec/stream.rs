@@ -192,6 +192,11 @@ impl StreamDecoder {
             }
             self.scan_from = 0;
             self.line_start = 0;
+            if self.buf.len() >= total {
+                // Usually the body is here too: no detour through `pending`.
+                let bytes = self.buf.split_to(total).freeze();
+                return Ok(Some(Frame::Message(Message::from_head(bytes, head, total))));
+            }
             self.pending = Some((head, total));
         }
         let total = self.pending.as_ref().map_or(0, |p| p.1);
