@@ -49,13 +49,52 @@ enum Known {
     Ttl,
 }
 
-fn known_param(name: &[u8]) -> Option<Known> {
-    match name.len() {
-        3 if name.eq_ignore_ascii_case(b"ttl") => Some(Known::Ttl),
-        5 if name.eq_ignore_ascii_case(b"rport") => Some(Known::Rport),
-        5 if name.eq_ignore_ascii_case(b"maddr") => Some(Known::Maddr),
-        6 if name.eq_ignore_ascii_case(b"branch") => Some(Known::Branch),
-        8 if name.eq_ignore_ascii_case(b"received") => Some(Known::Received),
+/// The known parameter named `buf[s..e]`, compared a word at a time (names are ASCII and
+/// case-insensitive). The eight bytes from `s` are read when the buffer has them, which it
+/// almost always does: a Via is followed by at least the rest of the header block.
+fn known_param(buf: &[u8], s: usize, e: usize) -> Option<Known> {
+    // Each name as a little-endian word of lowercase bytes, and the bits that lowercase them:
+    // bit 5 of each letter, so only letters fold.
+    const fn word(name: &[u8]) -> (u64, u64) {
+        let mut lower = 0u64;
+        let mut case = 0u64;
+        let mut i = 0;
+        while i < name.len() {
+            lower |= (name[i] as u64) << (8 * i);
+            case |= 0x20 << (8 * i);
+            i += 1;
+        }
+        (lower, case)
+    }
+    const TTL: (u64, u64) = word(b"ttl");
+    const RPORT: (u64, u64) = word(b"rport");
+    const MADDR: (u64, u64) = word(b"maddr");
+    const BRANCH: (u64, u64) = word(b"branch");
+    const RECEIVED: (u64, u64) = word(b"received");
+    let len = e - s;
+    if !matches!(len, 3 | 5 | 6 | 8) {
+        return None;
+    }
+    let w = match buf.get(s..s + 8).and_then(|b| b.first_chunk::<8>()) {
+        Some(b) => u64::from_le_bytes(*b),
+        None => {
+            let mut b = [0u8; 8];
+            b[..len].copy_from_slice(&buf[s..e]);
+            u64::from_le_bytes(b)
+        }
+    };
+    let w = if len == 8 {
+        w
+    } else {
+        w & ((1u64 << (8 * len)) - 1)
+    };
+    let is = |(lower, case): (u64, u64)| w | case == lower;
+    match len {
+        3 if is(TTL) => Some(Known::Ttl),
+        5 if is(RPORT) => Some(Known::Rport),
+        5 if is(MADDR) => Some(Known::Maddr),
+        6 if is(BRANCH) => Some(Known::Branch),
+        8 if is(RECEIVED) => Some(Known::Received),
         _ => None,
     }
 }
@@ -160,8 +199,12 @@ impl<'a> Via<'a> {
         c.skip_lws();
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS
         // allowed around the slashes; almost always written `SIP/2.0/`.
-        let (name, version) = match buf.get(c.pos..c.pos + 8) {
-            Some(p) if p.eq_ignore_ascii_case(b"SIP/2.0/") => {
+        // `SIP/2.0/` in any case, compared as one word: bit 5 of the three letters folds them.
+        const SIP_2_0: u64 = u64::from_le_bytes(*b"sip/2.0/");
+        const SIP_CASE: u64 = 0x0020_2020;
+        let word = buf.get(c.pos..c.pos + 8).and_then(|p| p.first_chunk::<8>());
+        let (name, version) = match word.map(|p| u64::from_le_bytes(*p)) {
+            Some(w) if w | SIP_CASE == SIP_2_0 => {
                 let at = c.pos;
                 c.pos += 8;
                 ((at, at + 3), (at + 4, at + 7))
@@ -211,8 +254,12 @@ impl<'a> Via<'a> {
             last_end = p.1;
         }
         let mut params_start = None;
-        // Spans (absolute) of the known parameters' values: `Some(None)` when valueless.
-        let mut known: [Option<Option<(usize, usize)>>; 5] = [None; 5];
+        // Spans of the known parameters' values: `Some(None)` when valueless.
+        let mut known: [Option<Option<Rel>>; 5] = [None; 5];
+        let rel = |(s, e): (usize, usize)| Rel {
+            start: (s - start) as u32,
+            end: (e - start) as u32,
+        };
         // Only the first `rport` and `received` count, as for `Via::param`: stamping edits the
         // parameter that is read back.
         let mut rport_bare_end = None;
@@ -230,8 +277,8 @@ impl<'a> Via<'a> {
                     let name_end = c.pos;
                     last_end = c.pos;
                     // The first of each known name only.
-                    let first = known_param(&buf[pname.0..pname.1])
-                        .filter(|k| known[*k as usize].is_none());
+                    let first =
+                        known_param(buf, pname.0, pname.1).filter(|k| known[*k as usize].is_none());
                     c.skip_lws();
                     let value = if c.eat(b'=') {
                         c.skip_lws();
@@ -252,7 +299,7 @@ impl<'a> Via<'a> {
                         None
                     };
                     if let Some(k) = first {
-                        known[k as usize] = Some(value);
+                        known[k as usize] = Some(value.map(rel));
                         match (k, value) {
                             (Known::Rport, None) => rport_bare_end = Some(name_end),
                             (Known::Received, None) => received_bare_end = Some(name_end),
@@ -267,10 +314,6 @@ impl<'a> Via<'a> {
         // One UTF-8 check for the whole value; every span starts and ends next to an ASCII
         // separator, so it cannot split a character (and `str::get` would refuse if it did).
         let text = std::str::from_utf8(&buf[start..last_end]).map_err(|_| NOT_UTF8)?;
-        let rel = |(s, e): (usize, usize)| Rel {
-            start: (s - start) as u32,
-            end: (e - start) as u32,
-        };
         Ok(Via {
             text,
             protocol: rel((name.0, version.1)),
@@ -278,7 +321,7 @@ impl<'a> Via<'a> {
             host: rel(host),
             port,
             params: params_start.map_or_else(Rel::default, |s| rel((s, last_end))),
-            known: known.map(|k| k.map(|v| v.map(rel))),
+            known,
             element_end: last_end,
             rport_bare_end,
             received_value,
@@ -483,6 +526,29 @@ mod tests {
         assert_eq!(v.branch(), Some("z9hG4bK1"));
         assert_eq!(v.received(), Some("10.0.0.1".parse().expect("ip")));
         assert_eq!(&s[v.element_end..v.element_end + 2], " ,");
+    }
+
+    #[test]
+    fn known_names_in_any_case_and_only_exactly() {
+        let v = via("sIp/2.0/udp h;BRANCH=a;RPort;MAddr=m;TTL=2;Received=192.0.2.9");
+        assert_eq!(v.protocol(), "sIp/2.0");
+        assert_eq!(v.branch(), Some("a"));
+        assert_eq!(v.rport(), Some(None));
+        assert_eq!(v.maddr(), Some("m"));
+        assert_eq!(v.ttl(), Some(2));
+        assert_eq!(v.received(), Some("192.0.2.9".parse().expect("ip")));
+        // Near-misses are other parameters; the last one ends the buffer (a short read).
+        let v = via("SIP/2.0/UDP h;branchx=a;rpor;t;ttl2=1;receivedx=1;maddrr=x");
+        assert_eq!(v.branch(), None);
+        assert_eq!(v.rport(), None);
+        assert_eq!(v.ttl(), None);
+        assert_eq!(v.received(), None);
+        assert_eq!(v.maddr(), None);
+        assert_eq!(via("SIP/2.0/UDP h;x;rport").rport(), Some(None));
+        // `SIP/2.0/` with a non-letter where a letter folds is not the fast path's, and the
+        // general path takes it as another protocol name.
+        let v = via("SI\x10/2.0/UDP h");
+        assert_eq!(v.protocol(), "SI\x10/2.0");
     }
 
     #[test]
