@@ -2,8 +2,8 @@
 //! builds the `Head` index (start line, header spans, Content-Length, top Via) in one pass.
 //!
 //! Hot code: every received message goes through it once. It walks each line once, allocates
-//! one vector, and leaves UTF-8 checks and value parsing to the accessors. Not a SIP grammar:
-//! it rejects only what cannot be framed or indexed.
+//! one vector, and leaves UTF-8 checks, trimming values and parsing them to the accessors.
+//! Not a SIP grammar: it rejects only what cannot be framed or indexed.
 
 use memchr::memmem;
 
