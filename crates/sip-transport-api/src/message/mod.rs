@@ -61,22 +61,42 @@ impl HeaderEntry {
     }
 }
 
-/// `s` without leading and trailing SP, HTAB, CR and LF (RFC 3261 LWS; inside a value, CR and
-/// LF only occur as folds). The usual `": value"` shape takes the fast path.
+/// `s` without the whitespace around the value: SP and HTAB, and folds (RFC 3261 LWS). In a
+/// raw value every CRLF is a fold, since a CRLF inside a line would have ended it; a CR or LF
+/// on its own is part of the value and stays. The usual `": value"` shape takes the fast path.
 #[inline]
 fn trim_lws(buf: &[u8], s: Span) -> Span {
-    let lws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let ws = |b: u8| matches!(b, b' ' | b'\t');
     let (mut start, mut end) = (s.start as usize, s.end as usize);
-    match buf.get(start..end) {
-        // One space, then the value, which ends the line: only the space goes.
-        Some([b' ', second, .., last]) if !lws(*second) && !lws(*last) => start += 1,
-        Some(v) => {
-            let lead = v.iter().position(|b| !lws(*b)).unwrap_or(v.len());
-            let trail = v[lead..].iter().rev().take_while(|b| lws(**b)).count();
-            start += lead;
-            end -= trail;
+    let Some(v) = buf.get(start..end) else {
+        return s;
+    };
+    let plain = |b: u8| !matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    if let [b' ', second, .., last] = v {
+        if plain(*second) && plain(*last) {
+            // One space, then the value, which ends the line: only the space goes.
+            return Span::new(start + 1, end);
         }
-        None => {}
+    }
+    loop {
+        while start < end && ws(buf[start]) {
+            start += 1;
+        }
+        // A fold: CRLF, then whitespace.
+        match buf.get(start..end) {
+            Some([b'\r', b'\n', b' ' | b'\t', ..]) => start += 2,
+            _ => break,
+        }
+    }
+    loop {
+        while end > start && ws(buf[end - 1]) {
+            end -= 1;
+        }
+        // A whitespace-only line folded on: its CRLF goes too.
+        match buf.get(start..end) {
+            Some([.., b'\r', b'\n']) => end -= 2,
+            _ => break,
+        }
     }
     Span::new(start, end)
 }

@@ -108,6 +108,18 @@ fn values_are_trimmed_of_whitespace_and_folds() {
         names,
         ["A", "B", "C", "D", "E", "F", "G", "H", "Content-Length"]
     );
+    // A CR or LF on its own is part of the value, at its edges too (review finding).
+    let m = msg(
+        "OPTIONS sip:x SIP/2.0\r\nCall-ID: abc\r\r\nX: \rv\r\nY: y\n\r\nZ:\r\n \nz\r\n\
+         Content-Length: 0\r\n\r\n",
+    );
+    assert_eq!(m.call_id(), Some("abc\r"));
+    let value = |n: &str| m.header(n).and_then(|h| h.value()).expect(n);
+    assert_eq!(value("X"), "\rv");
+    assert_eq!(value("Y"), "y\n");
+    assert_eq!(value("Z"), "\nz");
+    let names: Vec<_> = m.headers().map(|h| h.name()).collect();
+    assert_eq!(names, ["Call-ID", "X", "Y", "Z", "Content-Length"]);
 }
 
 #[test]
