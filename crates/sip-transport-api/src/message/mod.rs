@@ -72,11 +72,12 @@ fn trim_lws(buf: &[u8], s: Span) -> Span {
         return s;
     };
     let plain = |b: u8| !matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    if let [b' ', second, .., last] = v {
-        if plain(*second) && plain(*last) {
-            // One space, then the value, which ends the line: only the space goes.
-            return Span::new(start + 1, end);
-        }
+    // One space, then the value, which ends the line: only the space goes.
+    if let [b' ', second, .., last] = v
+        && plain(*second)
+        && plain(*last)
+    {
+        return Span::new(start + 1, end);
     }
     loop {
         while start < end && ws(buf[start]) {
