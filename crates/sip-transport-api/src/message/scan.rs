@@ -72,9 +72,10 @@ fn block_mask(buf: &[u8], block: usize) -> u64 {
 /// without a body end in such a block; it is out of line, as it comes once per message.
 #[inline(never)]
 fn short_block_mask(buf: &[u8], block: usize) -> u64 {
-    let n = buf.len() - block; // 1..=63
+    let n = buf.len().saturating_sub(block); // under 64
     match buf.last_chunk::<64>() {
-        Some(last) => lf_mask64(last) >> (64 - n),
+        // Nothing left (n = 0) shifts everything out.
+        Some(last) => lf_mask64(last).checked_shr((64 - n) as u32).unwrap_or(0),
         None => {
             let mut padded = [0u8; 64];
             padded[..n].copy_from_slice(&buf[block..]);
