@@ -87,12 +87,13 @@ pub(crate) enum HeaderId {
 /// lowercases a letter and turns no other byte into one, so non-letters must match exactly
 /// and only exact token spellings are recognised.
 #[derive(Clone, Copy)]
-struct Pattern {
+pub(crate) struct Pattern {
     lower: u64,
     case: u64,
 }
 
-const fn pattern(s: &[u8]) -> Pattern {
+/// The pattern of a name of up to 8 bytes (the Via parser uses it too).
+pub(crate) const fn pattern(s: &[u8]) -> Pattern {
     let mut lower = 0u64;
     let mut case = 0u64;
     let mut i = 0;
@@ -124,8 +125,9 @@ pub(crate) fn words_of(chunk: &[u8; 16]) -> [u64; 2] {
     [word(lo), word(hi)]
 }
 
+/// True when the word `w` (the name's bytes, zero past its end) spells `p` in any case.
 #[inline]
-fn matches(w: u64, p: Pattern) -> bool {
+pub(crate) fn matches(w: u64, p: Pattern) -> bool {
     w | p.case == p.lower
 }
 

@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use super::header::{Pattern, matches, pattern};
 use crate::{Error, Result};
 
 /// The first value of the first Via header.
@@ -53,24 +54,11 @@ enum Known {
 /// case-insensitive). The eight bytes from `s` are read when the buffer has them, which it
 /// almost always does: a Via is followed by at least the rest of the header block.
 fn known_param(buf: &[u8], s: usize, e: usize) -> Option<Known> {
-    // Each name as a little-endian word of lowercase bytes, and the bits that lowercase them:
-    // bit 5 of each letter, so only letters fold.
-    const fn word(name: &[u8]) -> (u64, u64) {
-        let mut lower = 0u64;
-        let mut case = 0u64;
-        let mut i = 0;
-        while i < name.len() {
-            lower |= (name[i] as u64) << (8 * i);
-            case |= 0x20 << (8 * i);
-            i += 1;
-        }
-        (lower, case)
-    }
-    const TTL: (u64, u64) = word(b"ttl");
-    const RPORT: (u64, u64) = word(b"rport");
-    const MADDR: (u64, u64) = word(b"maddr");
-    const BRANCH: (u64, u64) = word(b"branch");
-    const RECEIVED: (u64, u64) = word(b"received");
+    const TTL: Pattern = pattern(b"ttl");
+    const RPORT: Pattern = pattern(b"rport");
+    const MADDR: Pattern = pattern(b"maddr");
+    const BRANCH: Pattern = pattern(b"branch");
+    const RECEIVED: Pattern = pattern(b"received");
     let len = e - s;
     if !matches!(len, 3 | 5 | 6 | 8) {
         return None;
@@ -88,7 +76,7 @@ fn known_param(buf: &[u8], s: usize, e: usize) -> Option<Known> {
     } else {
         w & ((1u64 << (8 * len)) - 1)
     };
-    let is = |(lower, case): (u64, u64)| w | case == lower;
+    let is = |p: Pattern| matches(w, p);
     match len {
         3 if is(TTL) => Some(Known::Ttl),
         5 if is(RPORT) => Some(Known::Rport),
@@ -199,12 +187,11 @@ impl<'a> Via<'a> {
         c.skip_lws();
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS
         // allowed around the slashes; almost always written `SIP/2.0/`.
-        // `SIP/2.0/` in any case, compared as one word: bit 5 of the three letters folds them.
-        const SIP_2_0: u64 = u64::from_le_bytes(*b"sip/2.0/");
-        const SIP_CASE: u64 = 0x0020_2020;
+        // `SIP/2.0/` in any case, compared as one word.
+        const SIP_2_0: Pattern = pattern(b"sip/2.0/");
         let word = buf.get(c.pos..c.pos + 8).and_then(|p| p.first_chunk::<8>());
         let (name, version) = match word.map(|p| u64::from_le_bytes(*p)) {
-            Some(w) if w | SIP_CASE == SIP_2_0 => {
+            Some(w) if matches(w, SIP_2_0) => {
                 let at = c.pos;
                 c.pos += 8;
                 ((at, at + 3), (at + 4, at + 7))
