@@ -133,7 +133,7 @@ pub(crate) fn matches(w: u64, p: Pattern) -> bool {
 
 /// The low `n` bytes of `w` (n < 8).
 #[inline]
-fn low(w: u64, n: u32) -> u64 {
+pub(crate) fn low(w: u64, n: u32) -> u64 {
     w & ((1u64 << (8 * n)) - 1)
 }
 

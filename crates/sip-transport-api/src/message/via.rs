@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::header::{Pattern, matches, pattern};
+use super::header::{Pattern, low, matches, pattern};
 use crate::{Error, Result};
 
 /// The first value of the first Via header.
@@ -71,11 +71,7 @@ fn known_param(buf: &[u8], s: usize, e: usize) -> Option<Known> {
             u64::from_le_bytes(b)
         }
     };
-    let w = if len == 8 {
-        w
-    } else {
-        w & ((1u64 << (8 * len)) - 1)
-    };
+    let w = if len == 8 { w } else { low(w, len as u32) };
     let is = |p: Pattern| matches(w, p);
     match len {
         3 if is(TTL) => Some(Known::Ttl),
