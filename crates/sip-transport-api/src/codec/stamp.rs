@@ -8,7 +8,8 @@ use crate::Message;
 
 /// Returns the request with its top Via stamped for a request that arrived from `source`:
 /// - `received=<source ip>` when the sent-by host is not that IP (or is a name), and always
-///   when `rport` is present (RFC 3581 §4);
+///   when `rport` is present (RFC 3581 §4); a `received` the request already carries is set
+///   to the source IP too, whatever the sent-by host;
 /// - a valueless `rport` filled with the source port.
 ///
 /// Responses, and requests without a parsable top Via, are returned unchanged: the transport
@@ -32,7 +33,11 @@ pub fn stamp_received_owned(msg: Message, source: SocketAddr) -> Message {
     let src_ip = source.ip().to_canonical();
     let rport = via.rport();
     let host_matches = via.host_ip().map(|ip| ip.to_canonical()) == Some(src_ip);
-    let need_received = rport.is_some() || !host_matches;
+    // A `received` the request already carries must say the source too (§18.2.1: it "MUST
+    // contain the source address"), or the response would follow it (§18.2.2) to an address
+    // of the sender's choosing.
+    let has_received = via.received_value.is_some() || via.received_bare_end.is_some();
+    let need_received = rport.is_some() || !host_matches || has_received;
     let already = via.received().map(|ip| ip.to_canonical()) == Some(src_ip);
 
     // Formatted on the stack: `;received=` and the longest IPv6 text fit in 64 bytes.
@@ -170,6 +175,31 @@ mod tests {
         let m = req("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1");
         let s = stamp_received(&m, "[::ffff:192.0.2.1]:5060".parse().expect("addr"));
         assert_eq!(s, m);
+    }
+
+    /// A request cannot choose where its responses go: a `received` it carries is replaced
+    /// by the source even when the sent-by host is the source.
+    #[test]
+    fn forged_received_is_replaced_when_the_host_matches() {
+        let src = "192.0.2.1:5060".parse().expect("addr");
+        let m = req("SIP/2.0/UDP 192.0.2.1:5060;received=203.0.113.9;branch=z9hG4bK1");
+        let s = stamp_received(&m, src);
+        assert_eq!(
+            top(&s),
+            "SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.1;branch=z9hG4bK1"
+        );
+        assert_eq!(
+            s.top_via().expect("via").received(),
+            Some("192.0.2.1".parse().expect("ip"))
+        );
+        // A valueless one is filled; a right one is left alone.
+        let m = req("SIP/2.0/UDP 192.0.2.1:5060;received;branch=z9hG4bK1");
+        assert_eq!(
+            top(&stamp_received(&m, src)),
+            "SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.1;branch=z9hG4bK1"
+        );
+        let m = req("SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.1;branch=z9hG4bK1");
+        assert_eq!(stamp_received(&m, src), m);
     }
 
     #[test]
