@@ -156,13 +156,13 @@ impl Io {
         while self.timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             if let Some(since) = self.write_blocked_since
-                && now >= since + self.write_timeout
+                && now >= after(since, self.write_timeout)
             {
                 return Poll::Ready(Step::Timeout(CloseReason::WriteTimeout));
             }
             self.partial_armed = self.ws.get_ref().partial_since();
             if let Some(since) = self.partial_armed
-                && now >= since + self.message_timeout
+                && now >= after(since, self.message_timeout)
             {
                 return Poll::Ready(Step::Timeout(CloseReason::HeaderReadTimeout));
             }
@@ -171,15 +171,15 @@ impl Io {
                 if read != seen {
                     // A pong, or any byte: the peer is alive.
                     self.ping_outstanding = None;
-                } else if now >= sent + self.pong_timeout {
+                } else if now >= after(sent, self.pong_timeout) {
                     return Poll::Ready(Step::Timeout(CloseReason::KeepaliveTimeout));
                 }
             }
-            if now >= self.last_activity + self.idle {
+            if now >= after(self.last_activity, self.idle) {
                 return Poll::Ready(Step::Timeout(CloseReason::IdleTimeout));
             }
             if let Some(every) = self.keepalive
-                && now >= self.last_traffic + every
+                && now >= after(self.last_traffic, every)
             {
                 // Writes still pending are traffic enough; otherwise RFC 6455 §5.5.2: a
                 // ping, whose pong (or any frame) counts as activity.
@@ -203,21 +203,28 @@ impl Io {
 
     /// Sets the timer to the next moment something may be due.
     fn rearm(&mut self) {
-        let mut next = self.last_activity + self.idle;
+        let mut next = after(self.last_activity, self.idle);
         if let Some(since) = self.write_blocked_since {
-            next = next.min(since + self.write_timeout);
+            next = next.min(after(since, self.write_timeout));
         }
         if let Some(every) = self.keepalive {
-            next = next.min(self.last_traffic + every);
+            next = next.min(after(self.last_traffic, every));
         }
         if let Some(since) = self.partial_armed {
-            next = next.min(since + self.message_timeout);
+            next = next.min(after(since, self.message_timeout));
         }
         if let Some((sent, _)) = self.ping_outstanding {
-            next = next.min(sent + self.pong_timeout);
+            next = next.min(after(sent, self.pong_timeout));
         }
         self.timer.as_mut().reset(next);
     }
+}
+
+/// `t + d`, or about 30 years after `t` when that overflows: a timeout configured as
+/// "never" (`Duration::MAX`) must not panic the connection task.
+fn after(t: Instant, d: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
+    t.checked_add(d).unwrap_or_else(|| t + NEVER)
 }
 
 /// Runs one open connection until it closes, then unregisters it and reports
@@ -250,7 +257,7 @@ pub(crate) async fn drive(
             last_activity: now,
             last_traffic: now,
             write_blocked_since: None,
-            timer: Box::pin(tokio::time::sleep_until(now + limits.idle_timeout)),
+            timer: Box::pin(tokio::time::sleep_until(after(now, limits.idle_timeout))),
             idle: limits.idle_timeout,
             write_timeout: limits.write_timeout,
             keepalive: shared.keepalive,

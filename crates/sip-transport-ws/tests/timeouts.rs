@@ -269,3 +269,29 @@ async fn zero_pong_timeout_is_refused() {
         .expect_err("refused");
     assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
 }
+
+/// Timeouts set to "never" (`Duration::MAX`) must not overflow a deadline: the connection
+/// works and is counted as open.
+#[tokio::test]
+async fn timeouts_of_never_do_not_break_a_connection() {
+    let never = Limits::default()
+        .with_idle_timeout(Duration::MAX)
+        .with_header_read_timeout(Duration::MAX)
+        .with_write_timeout(Duration::MAX);
+    let (t, events) = bind(WsConfig::default().with_limits(never));
+    let (mut seen, _task) = respond(t.clone(), events);
+    let mut client = raw_client(t.local_addr(), Some("sip")).await;
+    let _flow = opened(&mut seen).await;
+    client.send(text_of(&ws_options(9))).await.expect("send");
+    let answer = tokio::time::timeout(WAIT, client.next())
+        .await
+        .expect("answer in time")
+        .expect("a message")
+        .expect("ok");
+    assert!(
+        answer.to_text().expect("text").starts_with("SIP/2.0 200"),
+        "{answer:?}"
+    );
+    assert_eq!(t.stats().connections_open, 1);
+    assert_eq!(t.flows().len(), 1);
+}
