@@ -28,7 +28,9 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Most TLS/WebSocket handshakes in progress at once per listener. Default 256.
     pub max_concurrent_handshakes: usize,
-    /// Time allowed from the first byte of a header block to its end (slowloris). Default 10 s.
+    /// Time allowed from the first byte of a message to its last, header block and body
+    /// (slowloris): on a stream connection and for a WebSocket message. The timer starts over
+    /// for each message. Default 10 s.
     pub header_read_timeout: Duration,
     /// Time allowed to open an outbound connection. Default 10 s.
     pub connect_timeout: Duration,

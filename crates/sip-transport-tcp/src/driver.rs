@@ -9,12 +9,15 @@
 //! - stops reading while the event channel is full, so TCP pushes back on the peer; a stream
 //!   message is never dropped for a full channel;
 //! - writes the queue with vectored writes (many messages per syscall);
-//! - enforces the idle, header-read (slowloris), pong and write-stall timeouts (bytes already
-//!   in the kernel's send buffer are the kernel's to time: `TCP_USER_TIMEOUT`, see `dial.rs`);
+//! - enforces the idle, message-read (slowloris: a message's header block and body must
+//!   arrive within `Limits::header_read_timeout` of its first byte), pong and write-stall
+//!   timeouts (bytes already in the kernel's send buffer are the kernel's to time:
+//!   `TCP_USER_TIMEOUT`, see `dial.rs`);
 //! - on close (local, peer, timeout, framing error) flushes what it can within the close grace
 //!   period, reports every accepted message it could not write, and emits `ConnectionClosed`;
-//!   after a framing error that followed requests, it stops reading but keeps the write side
-//!   open until the application's answers have gone out (`ANSWER_LINGER`, within the grace).
+//!   after a framing error or the peer's FIN that followed requests, it stops reading but
+//!   keeps the write side open until the application's answers have gone out
+//!   (`ANSWER_LINGER`, within the grace).
 //!
 //! An idle connection holds no read buffer and an empty outbox: its memory is this task's
 //! state and the kernel socket.
@@ -52,8 +55,8 @@ const READ_BUDGET: usize = 16;
 const WRITE_BUDGET: usize = 16;
 /// Most buffers in one vectored write.
 const MAX_IOV: usize = 64;
-/// After a framing error that followed requests, how long the write side stays open with an
-/// empty outbox for the application's answers (re-armed by each write and while the
+/// After a framing error or a FIN that followed requests, how long the write side stays open
+/// with an empty outbox for the application's answers (re-armed by each write and while the
 /// application has not yet taken every event; bounded by the close grace period).
 const ANSWER_LINGER: Duration = Duration::from_millis(200);
 /// Most pongs waiting in the outbox; more pings from a peer that does not read are not
@@ -62,6 +65,13 @@ const MAX_QUEUED_PONGS: u8 = 4;
 
 const PING: &[u8] = b"\r\n\r\n";
 const PONG: &[u8] = b"\r\n";
+
+/// `t + d`, or about 30 years after `t` when that overflows: a timeout configured as
+/// "never" (`Duration::MAX`) must not panic the connection task.
+fn after(t: Instant, d: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
+    t.checked_add(d).unwrap_or_else(|| t + NEVER)
+}
 
 /// Where the keepalive cycle of an outbound flow is (RFC 5626 §4.4.1). One ping is in flight
 /// at a time: a second ping before the first is answered proves nothing more, would pile up in
@@ -129,7 +139,9 @@ pub(crate) struct Driver<C: StreamConnector> {
     pongs_queued: u8,
     ping_outstanding: bool,
     last_activity: Instant,
-    header_since: Option<Instant>,
+    /// When the message being received started arriving (its first byte, as far as a read
+    /// shows it): the message-read (slowloris) timer. `None` between messages.
+    message_since: Option<Instant>,
     stall_since: Option<Instant>,
     /// The keepalive timer: the next ping, or the deadline for its answer (see `keepalive`).
     keepalive_at: Option<Instant>,
@@ -170,7 +182,7 @@ impl<C: StreamConnector> Driver<C> {
             pongs_queued: 0,
             ping_outstanding: false,
             last_activity: now,
-            header_since: None,
+            message_since: None,
             stall_since: None,
             keepalive_at: None,
             keepalive: Keepalive::Idle,
@@ -183,7 +195,7 @@ impl<C: StreamConnector> Driver<C> {
             shared,
         });
         if d.conn.direction == Direction::Outbound {
-            d.keepalive_at = d.ping_delay().map(|p| now + p);
+            d.keepalive_at = d.ping_delay().map(|p| after(now, p));
         }
         d
     }
@@ -262,11 +274,11 @@ impl<C: StreamConnector> Driver<C> {
     fn resume_reading(&mut self) {
         let now = Instant::now();
         self.last_activity = now;
-        if self.header_since.is_some() {
-            self.header_since = Some(now);
+        if self.message_since.is_some() {
+            self.message_since = Some(now);
         }
         if self.keepalive == Keepalive::Answer {
-            self.keepalive_at = Some(now + self.shared.config.pong_timeout);
+            self.keepalive_at = Some(after(now, self.shared.config.pong_timeout));
         }
     }
 
@@ -348,11 +360,17 @@ impl<C: StreamConnector> Driver<C> {
             let read = pin!(self.stream.read_buf(self.dec.buffer_mut())).poll(cx);
             match read {
                 Poll::Ready(Ok(0)) => {
-                    // FIN: finish writing what is queued, then close.
+                    // FIN: finish writing what is queued and the answers to come, then close.
                     if self.dec.is_mid_message() {
                         tracing::debug!(buffered = self.dec.buffered(), "peer closed mid-message");
                     }
                     self.start_drain(CloseReason::PeerClosed);
+                    if self.delivered_request {
+                        // A half-closed connection still carries the answers to what was
+                        // read (RFC 3261 §18.2.2: over the request's connection while it is
+                        // open), so the write side waits for them as after a framing error.
+                        self.linger = Some(Instant::now() + ANSWER_LINGER);
+                    }
                     return None;
                 }
                 Poll::Ready(Ok(n)) => {
@@ -366,7 +384,7 @@ impl<C: StreamConnector> Driver<C> {
                     // binding gone, peer crashed) delivers nothing, so it still fails in time.
                     if matches!(self.keepalive, Keepalive::Written | Keepalive::Answer) {
                         self.keepalive = Keepalive::Idle;
-                        self.keepalive_at = self.ping_delay().map(|d| self.last_activity + d);
+                        self.keepalive_at = self.ping_delay().map(|d| after(self.last_activity, d));
                     }
                 }
                 Poll::Ready(Err(e)) => return Some(Step::Close(self.io_failed(e))),
@@ -389,7 +407,7 @@ impl<C: StreamConnector> Driver<C> {
             let frame = match self.dec.decode() {
                 Ok(Some(f)) => f,
                 Ok(None) => {
-                    self.track_header_start();
+                    self.track_message_start();
                     return None;
                 }
                 Err(error) => {
@@ -411,6 +429,9 @@ impl<C: StreamConnector> Driver<C> {
             };
             let event = match frame {
                 Frame::Message(m) => {
+                    // This message is whole: the bytes after it are the next message's,
+                    // and its timer starts when a decode finds it incomplete.
+                    self.message_since = None;
                     inc(&self.shared.counters.messages_received);
                     self.delivered_request |= m.is_request();
                     let m = stamp_received_owned(m, self.conn.peer);
@@ -456,11 +477,13 @@ impl<C: StreamConnector> Driver<C> {
         }
     }
 
-    fn track_header_start(&mut self) {
-        if self.dec.buffered() > 0 && self.dec.is_reading_headers() {
-            self.header_since.get_or_insert_with(Instant::now);
+    /// Starts the message-read timer when part of a message (header block or body) is
+    /// buffered and the timer is not already running for it; stops it between messages.
+    fn track_message_start(&mut self) {
+        if self.dec.is_mid_message() {
+            self.message_since.get_or_insert_with(Instant::now);
         } else {
-            self.header_since = None;
+            self.message_since = None;
         }
     }
 
@@ -532,7 +555,8 @@ impl<C: StreamConnector> Driver<C> {
                 self.needs_flush = false;
                 if self.keepalive == Keepalive::Written {
                     self.keepalive = Keepalive::Answer;
-                    self.keepalive_at = Some(Instant::now() + self.shared.config.pong_timeout);
+                    self.keepalive_at =
+                        Some(after(Instant::now(), self.shared.config.pong_timeout));
                 }
                 if self.unflushed > 0 {
                     self.conn.written(self.unflushed);
@@ -604,7 +628,7 @@ impl<C: StreamConnector> Driver<C> {
             if reading {
                 at(self.last_activity.checked_add(limits.idle_timeout));
                 at(self
-                    .header_since
+                    .message_since
                     .and_then(|t| t.checked_add(limits.header_read_timeout)));
             }
             // Waiting for an answer is a read timer: paused while we do not read.
@@ -666,8 +690,9 @@ impl<C: StreamConnector> Driver<C> {
         if self.drain.is_some() {
             return None;
         }
-        if reading && due(self.header_since, limits.header_read_timeout) {
-            tracing::debug!(buffered = self.dec.buffered(), "header read timeout");
+        if reading && due(self.message_since, limits.header_read_timeout) {
+            // A message trickled in: header block or body (slowloris).
+            tracing::debug!(buffered = self.dec.buffered(), "message read timeout");
             self.start_drain(CloseReason::HeaderReadTimeout);
             cx.waker().wake_by_ref();
             return None;
@@ -729,7 +754,7 @@ impl<C: StreamConnector> Driver<C> {
     /// Starts a graceful close (once): stop reading, flush within the close grace period.
     fn start_drain(&mut self, reason: CloseReason) {
         if self.drain.is_none() {
-            let deadline = Instant::now() + self.shared.config.limits.close_grace;
+            let deadline = after(Instant::now(), self.shared.config.limits.close_grace);
             self.drain = Some((deadline, reason));
             // New sends to this peer dial afresh; responses may still use the flow.
             self.conn.begin_drain();

@@ -509,3 +509,37 @@ async fn drop_without_close_releases_everything() {
     .await;
     assert!(again.is_ok(), "the listener still accepts after drop");
 }
+
+/// A client that writes its request and then half-closes (FIN) still gets the answer over
+/// that connection (RFC 3261 §18.2.2): the server keeps its write side open for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_reaches_a_half_closed_client() {
+    let (srv, mut rx) = server(Limits::default()).await;
+    let mut raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    // The Via names a port nothing listens on: the answer can only go over this connection.
+    let req = options("127.0.0.1:9".parse().expect("addr"), 7);
+    raw.write_all(req.as_bytes()).await.expect("write");
+    raw.shutdown().await.expect("half-close");
+    let m = next_message(&mut rx).await;
+    // An application takes a moment to answer; by then the FIN has been read.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let resp = sip_transport_testkit::ok_response(&m.message);
+    srv.send_response(&resp, m.flow)
+        .await
+        .expect("answered over the half-closed flow");
+    let mut got = Vec::new();
+    timeout(WAIT, raw.read_to_end(&mut got))
+        .await
+        .expect("in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text:?}");
+    assert!(text.contains("CSeq: 7 OPTIONS"), "{text:?}");
+    let reason = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::ConnectionClosed { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, CloseReason::PeerClosed);
+    srv.close().await;
+}

@@ -103,6 +103,115 @@ async fn header_read_timeout_closes_only_the_slow_connection() {
     srv.close().await;
 }
 
+/// A connection that keeps sending whole messages never trips the message-read timer, even
+/// when no read ends on a message boundary: the timer starts over with each message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_connection_with_split_messages_is_not_timed_out() {
+    let timeout_ = Duration::from_millis(300);
+    let limits = Limits::default().with_header_read_timeout(timeout_);
+    let (srv, mut rx) = server(limits).await;
+    let mut raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    raw.set_nodelay(true).expect("nodelay");
+    let me = raw.local_addr().expect("addr");
+    let count = 14u64;
+    let mut stream = Vec::new();
+    let mut boundaries = Vec::new();
+    for n in 1..=count {
+        stream.extend_from_slice(options(dummy(), n).as_bytes());
+        boundaries.push(stream.len());
+    }
+    // Cuts about every 97 bytes, moved off every message boundary: each write leaves the
+    // next message incomplete, for 40 ms.
+    let mut cuts = Vec::new();
+    let mut at = 97;
+    while at < stream.len() {
+        if boundaries.contains(&at) {
+            at += 1;
+        }
+        cuts.push(at);
+        at += 97;
+    }
+    cuts.push(stream.len());
+    let writer = tokio::spawn(async move {
+        let mut from = 0;
+        for cut in cuts {
+            raw.write_all(&stream[from..cut]).await.expect("write");
+            from = cut;
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        raw
+    });
+    let started = Instant::now();
+    let mut n = 0;
+    while n < count {
+        let ev = timeout(WAIT, rx.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        match ev {
+            TransportEvent::Message(m) => {
+                n += 1;
+                assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(n));
+            }
+            TransportEvent::ConnectionClosed { peer, reason, .. } if peer == me => {
+                panic!("closed after {:?}: {reason:?}", started.elapsed())
+            }
+            _ => {}
+        }
+    }
+    // The sending took several timeouts' worth of time, every message read in pieces.
+    assert!(started.elapsed() > timeout_ * 3, "{:?}", started.elapsed());
+    let _raw = timeout(WAIT, writer).await.expect("in time").expect("task");
+    assert_eq!(srv.stats().timeouts, 0);
+    srv.close().await;
+}
+
+/// A body trickled in after a quick header block is timed like the header block: the whole
+/// message must arrive within the timeout of its first byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_body_is_timed_out() {
+    let limits = Limits::default().with_header_read_timeout(Duration::from_millis(400));
+    let (srv, mut rx) = server(limits).await;
+    let mut slow = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    let slow_addr = slow.local_addr().expect("addr");
+    slow.write_all(
+        b"MESSAGE sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK1\r\n\
+Call-ID: slow\r\nCSeq: 1 MESSAGE\r\nContent-Length: 60\r\n\r\n",
+    )
+    .await
+    .expect("header block");
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b"x").await.is_err() {
+                break;
+            }
+        }
+        slow
+    });
+    exchange_works(srv.local_addr(), &mut rx, 1).await;
+    let reason = wait_for(&mut rx, |ev| match ev {
+        TransportEvent::ConnectionClosed { reason, peer, .. } if peer == slow_addr => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, CloseReason::HeaderReadTimeout);
+    // Well before the 60 body bytes (6 s at this pace) could have arrived.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut slow = timeout(WAIT, trickle)
+        .await
+        .expect("in time")
+        .expect("task");
+    assert_closed_by_server(&mut slow).await;
+    exchange_works(srv.local_addr(), &mut rx, 2).await;
+    srv.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn total_connection_limit() {
     let limits = Limits::default().with_max_connections(2);
