@@ -1,6 +1,7 @@
 //! `TransportManager` over real sockets on loopback, our own transports as peers: merged
 //! events from UDP and TCP, responses over the request's flow and reconnecting when it is
-//! gone (RFC 3261 §18.2.2), the UDP size rule moving a request to TCP with its Via rewritten
+//! gone (RFC 3261 §18.2.2; over TLS, the certificate checked against the Via sent-by name),
+//! the UDP size rule moving a request to TCP with its Via rewritten
 //! (RFC 3261 §18.1.1), throttling, hold-back on refusal, and stats.
 #![cfg(all(feature = "udp", feature = "tcp"))]
 
@@ -387,6 +388,89 @@ async fn ipv6_uri_goes_over_a_v6_capable_transport() {
         assert!(peer.next_request().await.source.is_ipv6());
         let ev = next_manager_message(&mut events).await;
         assert_eq!(ev.message().expect("m").message.status_code(), Some(200));
+        manager.close().await;
+    })
+    .await;
+}
+
+/// RFC 3261 §18.2.2 over TLS when the request's connection is gone: the new connection goes
+/// to `received` at the sent-by port, and the certificate is checked against the sent-by
+/// name (RFC 3263 §5, RFC 5922 §7.3), not against the address (which certificates rarely
+/// carry; this one does not).
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_response_reconnect_checks_the_sent_by_name() {
+    use sip_transport::tls::{TlsConfig, TlsTransport};
+    use sip_transport_testkit::certs::{TestPki, WRONG_NAME};
+    bounded(async {
+        let pki = TestPki::generate();
+        // The server side: trusts the CA when it dials.
+        let server_cfg = TlsConfig::default()
+            .with_bind(([127, 0, 0, 1], 0).into())
+            .with_certificate_files(&pki.server.cert_path, &pki.server.key_path)
+            .with_server_ca_file(&pki.ca_cert_path);
+        let (manager, mut events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        let id = manager
+            .add(TlsTransport::bind(server_cfg).await.expect("tls"))
+            .expect("add");
+        let server = manager.transport(id).expect("held").local_addr();
+        // The client listens under a certificate for its name only (no IP address in it).
+        let client_cfg = TlsConfig::default()
+            .with_bind(([127, 0, 0, 1], 0).into())
+            .with_certificate_files(
+                &pki.wrong_name_server.cert_path,
+                &pki.wrong_name_server.key_path,
+            )
+            .with_server_ca_file(&pki.ca_cert_path);
+        let (client, mut client_events) = TlsTransport::bind(client_cfg).await.expect("client");
+        let sent_by = format!("{WRONG_NAME}:{}", client.local_addr().port());
+        let req = options_request("sips:m@127.0.0.1", "TLS", &sent_by, 1);
+        let dest = Destination::new(server).with_server_name("localhost");
+        let client_flow = client
+            .send_message(&req, &dest)
+            .await
+            .expect("send")
+            .expect("a flow");
+        let ev = next_manager_message(&mut events).await;
+        let received = ev.message().expect("message").clone();
+        let request_flow = received.flow.expect("TLS has flows");
+        // The name is not the source address: stamped with received=127.0.0.1.
+        assert!(
+            received
+                .message
+                .top_via()
+                .expect("via")
+                .received()
+                .is_some()
+        );
+        assert!(client.close_flow(client_flow));
+        loop {
+            let ev = next_event(&mut events).await;
+            if let TransportEvent::ConnectionClosed { flow, .. } = ev.event
+                && flow == request_flow
+            {
+                break;
+            }
+        }
+        let sent = manager
+            .send_message(&ok_response(&received.message), &received)
+            .await
+            .expect("reconnected, the certificate checked against the Via name");
+        let dest = sent.destination.expect("a new connection");
+        assert_eq!(dest.addr, client.local_addr());
+        assert_eq!(dest.server_name.as_deref(), Some(WRONG_NAME));
+        let got = tokio::time::timeout(WAIT, async {
+            loop {
+                match client_events.recv().await {
+                    Some(TransportEvent::Message(m)) => return m,
+                    Some(_) => {}
+                    None => panic!("client events ended"),
+                }
+            }
+        })
+        .await
+        .expect("the response");
+        assert_eq!(got.message.status_code(), Some(200));
         manager.close().await;
     })
     .await;

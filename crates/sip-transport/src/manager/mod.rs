@@ -723,7 +723,16 @@ impl Inner {
             return self.reply_by_name(response).await;
         };
         let (id, transport) = self.pick(target.transport, addr, local)?;
-        let dest = Destination::new(addr);
+        let mut dest = Destination::new(addr);
+        if target.transport.is_secure() {
+            // A new TLS connection to `received` checks the certificate against the sent-by
+            // name, as for any URI host (RFC 3263 §5, RFC 5922 §7.3): a name is what a
+            // certificate carries, the address it resolved to rarely is.
+            let via = response.top_via()?;
+            if via.host_ip().is_none() {
+                dest = dest.with_server_name(via.host());
+            }
+        }
         let flow = transport.send_message(response, &dest).await?;
         Ok(Sent {
             transport: id,
