@@ -22,6 +22,12 @@ pub struct Destination {
     pub server_name: Option<Arc<str>>,
     /// The WebSocket resource (path and query), `/` when absent.
     pub resource: Option<Arc<str>>,
+    /// UDP only: send a request even when it is over the RFC 3261 §18.1.1 size threshold.
+    /// That section allows it when the congestion-controlled transport it should go over was
+    /// refused or reset (the retry it asks for), or when the path MTU is known to be larger.
+    /// The datagram maximum and `Limits::max_message_size` still hold. Other transports
+    /// ignore it.
+    pub udp_size_rule_waived: bool,
 }
 
 impl Destination {
@@ -31,6 +37,7 @@ impl Destination {
             addr,
             server_name: None,
             resource: None,
+            udp_size_rule_waived: false,
         }
     }
 
@@ -43,6 +50,13 @@ impl Destination {
     /// Sets the WebSocket resource path.
     pub fn with_resource(mut self, path: impl Into<Arc<str>>) -> Self {
         self.resource = Some(path.into());
+        self
+    }
+
+    /// Waives the RFC 3261 §18.1.1 size rule for a UDP request (see
+    /// [`Destination::udp_size_rule_waived`]).
+    pub fn with_udp_size_rule_waived(mut self) -> Self {
+        self.udp_size_rule_waived = true;
         self
     }
 }

@@ -10,7 +10,9 @@
 //! - when the application does not keep up, datagrams are dropped and counted, never queued
 //!   without bound;
 //! - requests over [`UdpConfig::mtu_threshold`] (1300 bytes) are refused so that the caller
-//!   moves them to a congestion-controlled transport (RFC 3261 §18.1.1).
+//!   moves them to a congestion-controlled transport (RFC 3261 §18.1.1), unless the
+//!   destination waives the rule (`Destination::with_udp_size_rule_waived`: that transport
+//!   was refused, or the path MTU is known).
 //!
 //! What this crate is not: a transaction layer (no retransmissions), a resolver, or a
 //! multi-socket server. For one socket per core, bind several transports to the same address

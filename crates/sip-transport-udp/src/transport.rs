@@ -136,7 +136,12 @@ impl UdpTransport {
         }
         let shared = &self.shared;
         let target = map_destination(shared.local, shared.dual_stack, dest.addr)?;
-        check_size(message, target, shared.mtu_threshold, &shared.limits)?;
+        let threshold = if dest.udp_size_rule_waived {
+            usize::MAX
+        } else {
+            shared.mtu_threshold
+        };
+        check_size(message, target, threshold, &shared.limits)?;
         let bytes = message.as_bytes();
         // Try at once; a UDP send only waits when the socket's send buffer is full.
         let sent = match shared.socket.try_send_to(bytes, target) {

@@ -475,3 +475,37 @@ async fn tls_response_reconnect_checks_the_sent_by_name() {
     })
     .await;
 }
+
+/// RFC 3261 §18.1.1: a large request moved to TCP goes over UDP after all when the TCP
+/// connection is refused (a UDP-only peer), the size rule waived for that send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_to_a_udp_only_peer_falls_back_to_udp() {
+    bounded(async {
+        let mut receiver = Responder::start(bind_udp(LOOPBACK).await.expect("udp peer"));
+        let port = receiver.port();
+        let (manager, _events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        manager
+            .add(bind_udp(LOOPBACK).await.expect("udp"))
+            .expect("add");
+        manager
+            .add(
+                TcpTransport::bind(TcpConfig::client())
+                    .await
+                    .expect("tcp client"),
+            )
+            .expect("add");
+        let big = request_with_body("MESSAGE", "UDP", "127.0.0.1:5099", 1, 2000);
+        assert!(big.len() > 1300);
+        let to = SendTo::uri(&format!("sip:127.0.0.1:{port}")).expect("uri");
+        // Nothing listens on TCP at that port: refused, then UDP.
+        let sent = manager.send_message(&big, to).await.expect("sent over UDP");
+        assert_eq!(sent.kind, TransportKind::Udp);
+        assert!(!sent.via_rewritten);
+        let got = receiver.next_request().await;
+        assert_eq!(got.kind, TransportKind::Udp);
+        assert_eq!(got.message.top_via().expect("via").transport(), "UDP");
+        assert_eq!(got.message.body(), big.body());
+        manager.close().await;
+    })
+    .await;
+}

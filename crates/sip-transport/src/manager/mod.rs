@@ -634,8 +634,8 @@ impl Inner {
     }
 
     /// RFC 3261 §18.1.1: a request over the UDP size rule goes over TCP, top Via rewritten;
-    /// if the TCP attempt is refused or reset, UDP is tried as the RFC says (and fails with
-    /// the size error unless the UDP transport's own threshold is higher).
+    /// if the TCP attempt is refused or reset, it goes over UDP after all, as that section
+    /// asks (the size rule waived for this send; the datagram maximum still holds).
     async fn udp_as_tcp(&self, message: &Message, c: &Candidate) -> Result<Sent> {
         let too_large = Error::UdpMessageTooLarge {
             size: message.len(),
@@ -660,13 +660,15 @@ impl Inner {
                 })
             }
             Err(e) if refused_or_reset(&e) => {
+                let udp_dest = dest.clone().with_udp_size_rule_waived();
                 if let Ok((uid, udp)) = self.pick(TransportKind::Udp, c.addr, None)
-                    && let Ok(flow) = udp.send_message(message, &dest).await
+                    && let Ok(flow) = udp.send_message(message, &udp_dest).await
                 {
+                    tracing::debug!(addr = %c.addr, len = message.len(), "TCP refused; large request sent over UDP");
                     return Ok(Sent {
                         transport: uid,
                         kind: TransportKind::Udp,
-                        destination: Some(dest),
+                        destination: Some(udp_dest),
                         flow,
                         attempts: 1,
                         via_rewritten: false,
