@@ -786,12 +786,22 @@ impl<C: StreamConnector> Driver<C> {
             stream,
             fatal,
             _slot,
+            drain,
             ..
         } = *self;
-        drop(stream);
         let lost = conn.close();
         shared.pool.remove(&conn);
-        drop(_slot);
+        // A lingering socket keeps its place in the connection limits until it is closed.
+        let linger = matches!(reason, CloseReason::LocalClose | CloseReason::ProtocolError)
+            .then_some(drain)
+            .flatten()
+            .map(|(deadline, _)| deadline);
+        let slot = if linger.is_some() {
+            Some(_slot)
+        } else {
+            drop(_slot);
+            None
+        };
         let counters = &shared.counters;
         sip_transport_api::stats::dec(&counters.connections_open);
         if matches!(
@@ -834,7 +844,31 @@ impl<C: StreamConnector> Driver<C> {
                 reason,
             })
             .await;
+        if let Some(deadline) = linger {
+            // A task of its own, not one the transport waits for: closing the transport does
+            // not wait on peers that keep their end open.
+            tokio::spawn(async move {
+                lingering_close(stream, deadline).await;
+                drop(slot);
+            });
+        }
     }
+}
+
+/// Closes a stream we stopped reading before the peer's end: reads and discards what the
+/// peer still sends until its FIN, an error, or `deadline` (the end of the close grace
+/// period, so a close takes no longer than before). Closing a socket with unread bytes
+/// makes the kernel send a reset and drop what it has not yet sent, which would cut off the
+/// answers written just before (as web servers' "lingering close" avoids). Our FIN has gone
+/// out already; the connection is no longer registered, but keeps its slot in the limits.
+async fn lingering_close<S: tokio::io::AsyncRead + Unpin>(mut stream: S, deadline: Instant) {
+    let mut scratch = [0u8; 2048];
+    let _ = tokio::time::timeout_at(deadline, async {
+        while let Ok(n) = stream.read(&mut scratch).await
+            && n > 0
+        {}
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -580,3 +580,36 @@ async fn oversized_send_is_refused() {
     cli.close().await;
     srv.close().await;
 }
+
+/// A connection closed on our side while the peer is still sending: the peer's bytes are read
+/// and dropped until its FIN (lingering close), so the close is a FIN, not a reset that would
+/// destroy the answer still in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_close_while_the_peer_sends_delivers_what_was_written() {
+    let (srv, mut rx) = server(Limits::default()).await;
+    let sock = TcpSocket::new_v4().expect("socket");
+    // A small receive window: most of the answer waits in the server's send queue.
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut raw = sock.connect(srv.local_addr()).await.expect("connect");
+    raw.write_all(options(dummy(), 1).as_bytes())
+        .await
+        .expect("request");
+    let m = next_message(&mut rx).await;
+    let flow = m.flow.expect("flow");
+    let big = sip_transport_testkit::request_with_body("MESSAGE", "TCP", "127.0.0.1:9", 2, 50_000);
+    srv.send_on_flow(flow, &big).await.expect("queued");
+    assert!(srv.close_flow(flow));
+    // The peer keeps sending while the server closes, and reads only later.
+    for _ in 0..4 {
+        raw.write_all(&[b'x'; 1000]).await.expect("more bytes");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut got = Vec::new();
+    let r = timeout(WAIT, raw.read_to_end(&mut got))
+        .await
+        .expect("in time");
+    assert!(r.is_ok(), "a reset after {} bytes: {r:?}", got.len());
+    assert_eq!(got.len(), big.len(), "the whole answer, then the FIN");
+    drop(raw);
+    srv.close().await;
+}
