@@ -15,6 +15,13 @@
 //! any byte arrives after it (counted by [`WatchedIo`]; a peer in the middle of a long frame
 //! can only pong after it, RFC 6455 §5.4, and is alive meanwhile), or the flow is dead
 //! (RFC 5626 §4.4.1).
+//!
+//! No accepted message is lost silently. A message counts as sent once tungstenite has flushed
+//! it. When a close begins, the flow leaves the table and its queue takes no more messages
+//! (later sends fail with `FlowClosed`); what was queued before is still written within the
+//! close grace period where the close allows it. Whatever is left when the connection ends
+//! (queued, or handed to tungstenite but not flushed) is counted in `send_errors` and reported
+//! by one `TransportEvent::Error` for the flow, as the stream transports' driver does.
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -24,7 +31,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
@@ -32,7 +39,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 
 use sip_transport_api::stats::{add, dec, inc};
 use sip_transport_api::{
@@ -71,7 +78,16 @@ enum Step {
 struct Io {
     ws: WsStream,
     rx: mpsc::Receiver<WsMessage>,
+    /// The connection's place in the table and the count; the flow leaves the table as soon
+    /// as the close begins.
+    slot: Slot,
+    peer: SocketAddr,
     need_flush: bool,
+    /// Messages handed to tungstenite since its last flush. They count as sent only once
+    /// flushed, so a connection that ends with them inside reports them as lost.
+    unflushed: usize,
+    /// Why accepted messages may be left unwritten, for the loss report.
+    fatal: Option<Error>,
     /// Last frame received, or data message sent (pings we send do not count).
     last_activity: Instant,
     /// Last frame of any kind sent or received (for keepalive pings).
@@ -103,17 +119,18 @@ impl Io {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(msg)) => {
                     let len = msg.len();
+                    // Taken off the queue: written once flushed, lost if refused here.
+                    self.unflushed += 1;
                     if let Err(e) = Pin::new(&mut self.ws).start_send(msg) {
                         return Poll::Ready(Step::WriteError(e));
                     }
-                    inc(&self.shared.counters.messages_sent);
                     add(&self.shared.counters.bytes_sent, len);
                     self.need_flush = true;
                     let now = Instant::now();
                     self.last_activity = now;
                     self.last_traffic = now;
                 }
-                // The queue is closed only while shutting down, which the caller handles.
+                // The queue is closed only once a close has begun; this is not polled after.
                 Poll::Ready(None) | Poll::Pending => break,
             }
         }
@@ -122,6 +139,7 @@ impl Io {
                 Poll::Ready(Ok(())) => {
                     self.need_flush = false;
                     self.write_blocked_since = None;
+                    self.flushed();
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Step::WriteError(e)),
                 Poll::Pending => {
@@ -201,6 +219,32 @@ impl Io {
         Poll::Pending
     }
 
+    /// tungstenite flushed everything it was handed: those messages are sent.
+    fn flushed(&mut self) {
+        if self.unflushed > 0 {
+            add(&self.shared.counters.messages_sent, self.unflushed);
+            self.unflushed = 0;
+        }
+    }
+
+    /// The close begins: the flow leaves the table (new sends to the peer open a new
+    /// connection) and the queue takes no more messages (sends on the flow fail with
+    /// `FlowClosed`). What it already holds can still be read. Idempotent.
+    fn begin_close(&mut self) {
+        self.slot.unregister();
+        self.rx.close();
+    }
+
+    /// Notes why the connection failed, for the report of what it left unwritten.
+    fn failed(&mut self, e: WsError) {
+        if let WsError::Io(source) = e {
+            self.fatal.get_or_insert(Error::Io {
+                peer: self.peer,
+                source,
+            });
+        }
+    }
+
     /// Sets the timer to the next moment something may be due.
     fn rearm(&mut self) {
         let mut next = after(self.last_activity, self.idle);
@@ -227,17 +271,40 @@ fn after(t: Instant, d: Duration) -> Instant {
     t.checked_add(d).unwrap_or_else(|| t + NEVER)
 }
 
-/// Runs one open connection until it closes, then unregisters it and reports
+/// Runs one open connection until it closes, then reports what it could not write and
 /// `ConnectionClosed`. `slot` holds its place in the connection count.
 pub(crate) async fn drive(
     ws: WsStream,
     info: ConnInfo,
     rx: mpsc::Receiver<WsMessage>,
-    mut slot: Slot,
+    slot: Slot,
     shared: Arc<Shared>,
 ) {
     let mut shutdown = shared.shutdown.subscribe();
     inc(&shared.counters.connections_open);
+    let now = Instant::now();
+    let limits = &shared.limits;
+    let mut io = Io {
+        ws,
+        rx,
+        slot,
+        peer: info.peer,
+        need_flush: false,
+        unflushed: 0,
+        fatal: None,
+        last_activity: now,
+        last_traffic: now,
+        write_blocked_since: None,
+        timer: Box::pin(tokio::time::sleep_until(after(now, limits.idle_timeout))),
+        idle: limits.idle_timeout,
+        write_timeout: limits.write_timeout,
+        keepalive: shared.keepalive,
+        message_timeout: limits.header_read_timeout,
+        partial_armed: None,
+        pong_timeout: shared.pong_timeout,
+        ping_outstanding: None,
+        shared: shared.clone(),
+    };
     let opened = TransportEvent::ConnectionOpened {
         flow: info.flow,
         peer: info.peer,
@@ -248,30 +315,15 @@ pub(crate) async fn drive(
     let reason = if shared.events.send(opened).await.is_err() {
         CloseReason::LocalClose
     } else {
-        let now = Instant::now();
-        let limits = &shared.limits;
-        let mut io = Io {
-            ws,
-            rx,
-            need_flush: false,
-            last_activity: now,
-            last_traffic: now,
-            write_blocked_since: None,
-            timer: Box::pin(tokio::time::sleep_until(after(now, limits.idle_timeout))),
-            idle: limits.idle_timeout,
-            write_timeout: limits.write_timeout,
-            keepalive: shared.keepalive,
-            message_timeout: limits.header_read_timeout,
-            partial_armed: None,
-            pong_timeout: shared.pong_timeout,
-            ping_outstanding: None,
-            shared: shared.clone(),
-        };
         io.rearm();
         run(&mut io, info, &mut shutdown).await
     };
-    debug!(?reason, "connection closed");
-    slot.unregister();
+    let lost = unwritten(&mut io).await;
+    let Io {
+        ws, slot, fatal, ..
+    } = io;
+    drop(ws);
+    debug!(?reason, lost, "connection closed");
     dec(&shared.counters.connections_open);
     if matches!(
         reason,
@@ -281,6 +333,20 @@ pub(crate) async fn drive(
             | CloseReason::KeepaliveTimeout
     ) {
         inc(&shared.counters.timeouts);
+    }
+    if lost > 0 {
+        // As the stream transports do: one report per connection, every message counted.
+        add(&shared.counters.send_errors, lost);
+        warn!(lost, ?reason, "queued messages were not written");
+        let error = fatal.unwrap_or(Error::FlowClosed { flow: info.flow });
+        let _ = shared
+            .events
+            .send(TransportEvent::Error {
+                peer: Some(info.peer),
+                flow: Some(info.flow),
+                error,
+            })
+            .await;
     }
     let _ = shared
         .events
@@ -292,6 +358,24 @@ pub(crate) async fn drive(
         })
         .await;
     drop(slot);
+}
+
+/// At the end of a connection: how many accepted messages were not written, those still
+/// queued and those tungstenite holds unflushed.
+async fn unwritten(io: &mut Io) -> usize {
+    io.begin_close();
+    // tungstenite may have written its buffer while it closed (answering the peer's Close):
+    // one flush that does not wait tells.
+    if io.unflushed > 0 && matches!(io.ws.flush().now_or_never(), Some(Ok(()))) {
+        io.flushed();
+    }
+    let mut lost = io.unflushed;
+    io.unflushed = 0;
+    // The queue is closed: this ends once it is empty (a send in progress finishes at once).
+    while io.rx.recv().await.is_some() {
+        lost += 1;
+    }
+    lost
 }
 
 async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) -> CloseReason {
@@ -317,8 +401,9 @@ async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) 
             // Rare paths are boxed so their state does not enlarge every idle task.
             Step::ReadError(e) => return Box::pin(on_read_error(io, info, e)).await,
             Step::WriteError(e) => {
-                inc(&io.shared.counters.send_errors);
-                return io_reason(&e);
+                let reason = io_reason(&e);
+                io.failed(e);
+                return reason;
             }
             Step::Timeout(CloseReason::IdleTimeout) => {
                 // A silent peer is likely gone: tell it why, but do not wait for its answer.
@@ -337,7 +422,15 @@ async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) 
                 Box::pin(send_close(io, CloseCode::Away, "keepalive timeout")).await;
                 return CloseReason::KeepaliveTimeout;
             }
-            Step::Timeout(reason) => return reason,
+            Step::Timeout(reason) => {
+                if reason == CloseReason::WriteTimeout {
+                    io.fatal = Some(Error::WriteTimeout {
+                        peer: io.peer,
+                        after: io.write_timeout,
+                    });
+                }
+                return reason;
+            }
         }
     }
 }
@@ -425,6 +518,7 @@ fn event_of(shared: &Shared, info: ConnInfo, msg: WsMessage) -> Option<Transport
 }
 
 async fn on_read_error(io: &mut Io, info: ConnInfo, e: WsError) -> CloseReason {
+    io.begin_close();
     let shared = io.shared.clone();
     let report = |error: Error| {
         shared.events.send(TransportEvent::Error {
@@ -446,7 +540,11 @@ async fn on_read_error(io: &mut Io, info: ConnInfo, e: WsError) -> CloseReason {
             CloseReason::ProtocolError
         }
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CloseReason::PeerClosed,
-        WsError::Io(err) => CloseReason::Io(err.kind()),
+        WsError::Io(err) => {
+            let reason = CloseReason::Io(err.kind());
+            io.failed(WsError::Io(err));
+            reason
+        }
         WsError::ConnectionClosed | WsError::AlreadyClosed => CloseReason::PeerClosed,
         other => {
             inc(&shared.counters.malformed);
@@ -473,44 +571,74 @@ fn io_reason(e: &WsError) -> CloseReason {
     }
 }
 
-/// Sends a Close frame and flushes it, bounded by the close grace period; the connection is
-/// dropped after, whatever the peer does.
+/// Writes what was queued before the close began, then a Close frame, and flushes, bounded by
+/// the close grace period; the connection is dropped after, whatever the peer does.
 async fn send_close(io: &mut Io, code: CloseCode, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let grace = io.shared.limits.close_grace;
-    let _ = tokio::time::timeout(grace, io.ws.send(WsMessage::Close(Some(frame)))).await;
+    let deadline = Instant::now() + io.shared.limits.close_grace;
+    close_within(io, code, reason, deadline).await;
 }
 
 /// Our side closes: stop taking new messages, write what is queued, send a Close frame and
 /// wait for the peer's Close (RFC 6455 §7.1.2), all within the close grace period.
 async fn close_locally(io: &mut Io, code: CloseCode, reason: &'static str) -> CloseReason {
-    io.rx.close();
-    let grace = io.shared.limits.close_grace;
-    let counters = io.shared.clone();
+    let deadline = Instant::now() + io.shared.limits.close_grace;
+    if close_within(io, code, reason, deadline).await {
+        let ws = &mut io.ws;
+        let _ = tokio::time::timeout_at(deadline, async {
+            // Anything the peer still sends is dropped; we wait for its Close or EOF.
+            while let Some(r) = ws.next().await {
+                if r.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    CloseReason::LocalClose
+}
+
+/// Closes the queue, writes what it holds, then sends a Close frame and flushes, by
+/// `deadline`. `true` when all of it was flushed; otherwise the reason is noted for the
+/// report of what was left unwritten.
+async fn close_within(
+    io: &mut Io,
+    code: CloseCode,
+    reason: &'static str,
+    deadline: Instant,
+) -> bool {
+    io.begin_close();
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let (ws, rx) = (&mut io.ws, &mut io.rx);
-    let _ = tokio::time::timeout(grace, async {
-        while let Ok(msg) = rx.try_recv() {
-            let len = msg.len();
-            ws.feed(msg).await?;
-            inc(&counters.counters.messages_sent);
-            add(&counters.counters.bytes_sent, len);
+    match tokio::time::timeout_at(deadline, write_queue_then_close(io, frame)).await {
+        Ok(Ok(())) => {
+            io.flushed();
+            true
         }
-        ws.send(WsMessage::Close(Some(frame))).await?;
-        // Anything the peer still sends is dropped; we wait for its Close or EOF.
-        while let Some(r) = ws.next().await {
-            if r.is_err() {
-                break;
-            }
+        Ok(Err(e)) => {
+            io.failed(e);
+            false
         }
-        Ok::<(), WsError>(())
-    })
-    .await;
-    CloseReason::LocalClose
+        Err(_) => {
+            let after = io.shared.limits.close_grace;
+            io.fatal.get_or_insert(Error::WriteTimeout {
+                peer: io.peer,
+                after,
+            });
+            false
+        }
+    }
+}
+
+/// Hands every queued message to tungstenite, then sends the Close frame (which flushes them
+/// all).
+async fn write_queue_then_close(io: &mut Io, frame: CloseFrame) -> Result<(), WsError> {
+    while let Ok(msg) = io.rx.try_recv() {
+        let len = msg.len();
+        io.unflushed += 1;
+        io.ws.feed(msg).await?;
+        add(&io.shared.counters.bytes_sent, len);
+    }
+    io.ws.send(WsMessage::Close(Some(frame))).await
 }

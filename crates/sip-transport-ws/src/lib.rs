@@ -22,6 +22,11 @@
 //!   `Error` event), handshake timeout (TLS and upgrade together), idle and write timeouts,
 //!   connections in total and per IP, concurrent handshakes, a bounded write queue per
 //!   connection (`Error::WriteQueueFull`), bounded tungstenite buffers and a 4 KiB read buffer;
+//! - no accepted message is lost silently: `messages_sent` counts a message once it is
+//!   flushed; a flow whose close has begun takes no more (`Error::FlowClosed`), though what it
+//!   had queued is still written within `Limits::close_grace`; every message a connection could
+//!   not write is counted in `send_errors` and reported by one `TransportEvent::Error` for the
+//!   flow (`Error::FlowClosed`, or the I/O error or write timeout that ended it), as on TCP;
 //! - a message must arrive whole within `Limits::header_read_timeout` of its first byte, however
 //!   it is split into frames or TCP segments (slowloris; `CloseReason::HeaderReadTimeout`);
 //! - pings are answered; optional keepalive pings, and a connection whose ping gets no pong (or

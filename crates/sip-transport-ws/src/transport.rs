@@ -139,11 +139,22 @@ impl WsTransport {
         dest: &Destination,
         scheme: WsScheme,
     ) -> Result<FlowId> {
+        let r = self.send_via(message, dest, scheme).await;
+        self.count_failure(&r);
+        r
+    }
+
+    async fn send_via(
+        &self,
+        message: &Message,
+        dest: &Destination,
+        scheme: WsScheme,
+    ) -> Result<FlowId> {
         self.check_size(message)?;
         // A flow can close between lookup and send; one retry opens a new one.
         for _ in 0..2 {
             let flow = self.connect(dest, scheme).await?;
-            match self.send_on_flow(flow, message).await {
+            match self.queue_on_flow(flow, message) {
                 Err(Error::FlowClosed { .. }) => continue,
                 other => return other.map(|()| flow),
             }
@@ -162,10 +173,36 @@ impl WsTransport {
         self.shared.registry.open_flows()
     }
 
+    /// Queues `message` on `flow`'s bounded write queue, failing fast: `FlowClosed` once the
+    /// flow's close has begun, `WriteQueueFull` when the peer does not read fast enough.
+    fn queue_on_flow(&self, flow: FlowId, message: &Message) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::TransportClosed);
+        }
+        self.check_size(message)?;
+        let Some(sender) = self.shared.registry.sender(flow) else {
+            return Err(Error::FlowClosed { flow });
+        };
+        sender.tx.try_send(frame_of(message)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::WriteQueueFull {
+                peer: sender.peer,
+                depth: self.shared.limits.write_queue_depth,
+            },
+            mpsc::error::TrySendError::Closed(_) => Error::FlowClosed { flow },
+        })
+    }
+
+    /// Every send that returns an error counts once in `send_errors`, whatever failed (as in
+    /// the stream transports).
+    fn count_failure<T>(&self, r: &Result<T>) {
+        if r.is_err() {
+            inc(&self.shared.counters.send_errors);
+        }
+    }
+
     fn check_size(&self, message: &Message) -> Result<()> {
         let limit = self.shared.limits.max_message_size;
         if message.len() > limit {
-            inc(&self.shared.counters.send_errors);
             return Err(Error::MessageTooLarge {
                 size: message.len(),
                 limit,
@@ -202,23 +239,9 @@ impl Transport for WsTransport {
     }
 
     async fn send_on_flow(&self, flow: FlowId, message: &Message) -> Result<()> {
-        if self.is_closed() {
-            return Err(Error::TransportClosed);
-        }
-        self.check_size(message)?;
-        let Some(sender) = self.shared.registry.sender(flow) else {
-            return Err(Error::FlowClosed { flow });
-        };
-        sender.tx.try_send(frame_of(message)).map_err(|e| {
-            inc(&self.shared.counters.send_errors);
-            match e {
-                mpsc::error::TrySendError::Full(_) => Error::WriteQueueFull {
-                    peer: sender.peer,
-                    depth: self.shared.limits.write_queue_depth,
-                },
-                mpsc::error::TrySendError::Closed(_) => Error::FlowClosed { flow },
-            }
-        })
+        let r = self.queue_on_flow(flow, message);
+        self.count_failure(&r);
+        r
     }
 
     async fn close(&self) {
