@@ -82,7 +82,8 @@ pub fn srv_prefix(kind: TransportKind) -> Option<&'static str> {
 ///   exist (RFC 8020), so the SRV and A/AAAA queries would be wasted.
 ///
 /// SRV records are ordered by RFC 2782 (see [`order_srv`]); addresses of one host follow the
-/// policy's [`IpOrder`]; SRV additional-section addresses are used instead of queries.
+/// policy's [`IpOrder`]; SRV additional-section addresses are used instead of the query of
+/// their family (A or AAAA), and the other family is still asked when the policy wants it.
 pub fn locate_server(
     uri: &TargetUri,
     policy: &ResolvePolicy,
@@ -352,9 +353,10 @@ impl<'a> Walk<'a> {
         SrvStatus::Present
     }
 
-    /// Adds the addresses of `name` with `port`. Returns `None` while an answer is missing,
-    /// else whether every answer was NXDOMAIN. Addresses from an SRV answer's additional
-    /// section, when there are any for `name`, stand for both A and AAAA (RFC 2782).
+    /// Adds the addresses of `name` with `port`, families in policy order. Returns `None`
+    /// while an answer is missing, else whether every answer was NXDOMAIN. Addresses from an
+    /// SRV answer's additional section stand in for the query of their own family only
+    /// (RFC 2782); a family the policy wants and the section lacks is asked (RFC 3263 §4.2).
     fn hosts(
         &mut self,
         name: &str,
@@ -368,38 +370,38 @@ impl<'a> Walk<'a> {
             IpOrder::V4Only => &[RecordType::A],
             IpOrder::V6Only => &[RecordType::Aaaa],
         };
-        let extra: Vec<IpAddr> = additional
-            .iter()
-            .filter(|a| a.name == name)
-            .map(|a| a.record.ip)
-            .collect();
-        if !extra.is_empty() {
-            for family in families {
-                for ip in extra.iter().filter(|ip| family_of(**ip) == *family) {
-                    self.push(kind, SocketAddr::new(*ip, port));
-                }
-            }
-            return Some(false);
-        }
-        let mut answers = Vec::with_capacity(families.len());
-        for family in families {
-            answers.push((*family, self.answer(name, *family)));
-        }
-        if answers.iter().any(|(_, a)| a.is_none()) {
-            return None;
-        }
+        let mut found: Vec<IpAddr> = Vec::new();
+        let mut missing = false;
         let mut all_nx = true;
-        for (family, answer) in answers {
-            match answer {
+        for &family in families {
+            let given = additional
+                .iter()
+                .filter(|a| a.name == name && family_of(a.record.ip) == family)
+                .map(|a| a.record.ip);
+            let before = found.len();
+            found.extend(given);
+            if found.len() > before {
+                all_nx = false;
+                continue;
+            }
+            match self.answer(name, family) {
+                None => missing = true,
                 Some(Answer::Addresses(list)) => {
                     all_nx = false;
-                    for rec in list.iter().filter(|r| family_of(r.ip) == family) {
-                        self.push(kind, SocketAddr::new(rec.ip, port));
-                    }
+                    found.extend(
+                        list.iter()
+                            .map(|r| r.ip)
+                            .filter(|ip| family_of(*ip) == family),
+                    );
                 }
                 Some(a) => all_nx &= a.is_nx_domain(),
-                None => {}
             }
+        }
+        if missing {
+            return None;
+        }
+        for ip in found {
+            self.push(kind, SocketAddr::new(ip, port));
         }
         Some(all_nx)
     }
