@@ -1,6 +1,7 @@
 //! RFC 3263 over real DNS messages from a scripted server on 127.0.0.1: the answers dnsmasq
 //! cannot be made to give, such as a NAPTR query that fails (SERVFAIL, REFUSED, NOTIMP, no
-//! answer at all) next to SRV and A queries that work.
+//! answer at all) next to SRV and A queries that work, or a large SRV RRset without
+//! additional data.
 //!
 //! The server is a tokio task that answers each UDP question from a closure, built with
 //! hickory's protocol types (already a dependency). It logs every question, so a test can
@@ -15,7 +16,9 @@ use hickory_resolver::Name;
 use hickory_resolver::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_resolver::proto::rr::rdata::{A, SRV};
 use hickory_resolver::proto::rr::{RData, Record, RecordType};
-use sip_transport::dns::{ResolvePolicy, SipResolver, SipResolverConfig, Target, TargetUri};
+use sip_transport::dns::{
+    DefaultRandom, ResolvePolicy, SipResolver, SipResolverConfig, Target, TargetUri,
+};
 use sip_transport::{DnsFailure, Error, TransportKind};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -45,7 +48,8 @@ impl Drop for ScriptedDns {
 
 impl ScriptedDns {
     /// Serves `answer(name, type)` for every question; `name` is lower case without the
-    /// trailing dot.
+    /// trailing dot. UDP only: an answer must fit the client's EDNS buffer (hickory's 1,232
+    /// bytes).
     async fn start(answer: impl Fn(&str, RecordType) -> Reply + Send + 'static) -> ScriptedDns {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = socket.local_addr().expect("addr");
@@ -91,9 +95,21 @@ impl ScriptedDns {
                     }
                     Reply::Silent => continue,
                 }
-                let Ok(bytes) = response.to_vec() else {
+                // What does not fit the client's buffer goes out truncated (RFC 6891 §7); the
+                // client would then retry over TCP, which this server does not serve.
+                let limit = request
+                    .extensions()
+                    .as_ref()
+                    .map_or(512, |e| usize::from(e.max_payload().max(512)));
+                let Ok(mut bytes) = response.to_vec() else {
                     continue;
                 };
+                if bytes.len() > limit {
+                    let Ok(cut) = response.truncate().to_vec() else {
+                        continue;
+                    };
+                    bytes = cut;
+                }
                 let _ = socket.send_to(&bytes, from).await;
             }
         });
@@ -126,13 +142,17 @@ fn a(owner: &str, ip: [u8; 4]) -> Record {
     )
 }
 
-fn resolver(dns: &ScriptedDns) -> SipResolver {
-    let config = SipResolverConfig::default()
+fn config(dns: &ScriptedDns) -> SipResolverConfig {
+    SipResolverConfig::default()
         .with_nameserver(dns.addr)
         .with_timeout(Duration::from_millis(300))
         .with_attempts(1)
-        .with_policy(ResolvePolicy::default());
-    SipResolver::new(config)
+        .with_policy(ResolvePolicy::default())
+}
+
+/// A resolver whose RFC 2782 draws are always 0 (deterministic order).
+fn resolver(dns: &ScriptedDns) -> SipResolver {
+    SipResolver::new(config(dns))
         .expect("resolver")
         .with_random(|_| 0)
 }
@@ -241,4 +261,47 @@ async fn failed_naptr_query_then_nothing_is_a_server_failure() {
         asked.iter().any(|q| q == "A empty.example.test"),
         "{asked:?}"
     );
+}
+
+/// RFC 2782's weighted draw is made once per resolution and followed in every round. Drawn
+/// afresh each round, a large SRV set (40 records of one priority) gave other
+/// `max_targets` records each time: addresses were asked for more targets than returned and
+/// the rounds could run out ("selection did not converge").
+#[tokio::test]
+async fn large_srv_set_is_ordered_once_per_resolution() {
+    const RECORDS: u16 = 40;
+    let dns = ScriptedDns::start(|name, rtype| {
+        // Short target names keep the 40 records in one datagram (SRV targets are never
+        // compressed, RFC 2782).
+        let host = name
+            .strip_suffix(".x")
+            .and_then(|h| h.strip_prefix('t'))
+            .and_then(|i| i.parse::<u8>().ok());
+        match (rtype, name, host) {
+            (RecordType::SRV, "_sip._udp.big.example.test", _) => Reply::Records(
+                (1..=RECORDS)
+                    .map(|i| srv(name, 10, i, 5060, &format!("t{i}.x")))
+                    .collect(),
+            ),
+            (RecordType::A, _, Some(i)) => Reply::Records(vec![a(name, [127, 0, 1, i])]),
+            _ => Reply::Records(Vec::new()),
+        }
+    })
+    .await;
+    let max = ResolvePolicy::DEFAULT_MAX_TARGETS;
+    assert!(usize::from(RECORDS) > max);
+    for seed in 1..=3 {
+        // A fresh resolver (and cache) per seed.
+        let r = SipResolver::new(config(&dns))
+            .expect("resolver")
+            .with_random(DefaultRandom::from_seed(seed));
+        let before = dns.asked().len();
+        let t = resolve(&r, "sip:big.example.test;transport=udp")
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e:?}"));
+        let asked = dns.asked().split_off(before);
+        assert_eq!(t.len(), max, "seed {seed}: {t:?}");
+        let address_queries = asked.iter().filter(|q| q.starts_with("A ")).count();
+        assert_eq!(address_queries, max, "seed {seed}: {asked:?}");
+    }
 }

@@ -247,6 +247,9 @@ impl SipResolver {
         for _ in 0..MAX_ROUNDS {
             let step = {
                 let mut rng = lock(&self.rng);
+                // RFC 2782's draw once per SRV answer and resolution: every round must follow
+                // the same records, or a large set names other targets each round.
+                records.pin_srv_orders(rng.as_mut());
                 select(&records, rng.as_mut())
             };
             let queries = match step {

@@ -610,6 +610,43 @@ fn srv_priority_then_weight() {
 }
 
 #[test]
+fn pinned_srv_order_is_followed_in_every_round() {
+    // Weights 10, 30, 60: draws of 0 order a, b, c; draws at the top of the range c, b, a.
+    let name = "_sip._udp.example.com";
+    let recs = vec![
+        srv(1, 10, 5060, "a.example.com"),
+        srv(1, 30, 5060, "b.example.com"),
+        srv(1, 60, 5060, "c.example.com"),
+    ];
+    let u = uri("sip:example.com;transport=udp");
+    let p = ResolvePolicy::default().with_ip_order(IpOrder::V4Only);
+    let first_asked = |r: &DnsRecords| match locate_server(&u, &p, r, &mut first) {
+        Step::Lookup(q) => q[0].name().to_owned(),
+        Step::Done(d) => panic!("done early with {d:?}"),
+    };
+    let mut r = DnsRecords::new().with_srv(name, recs.clone());
+    assert_eq!(first_asked(&r), "a.example.com");
+    r.pin_srv_orders(&mut |max: u32| max);
+    // Later rounds draw 0 but follow the pinned order; pinning again changes nothing.
+    assert_eq!(first_asked(&r), "c.example.com");
+    r.pin_srv_orders(&mut first);
+    assert_eq!(first_asked(&r), "c.example.com");
+    let done = r
+        .clone()
+        .with_host("a.example.com", &[ip("192.0.2.1")], 300)
+        .with_host("b.example.com", &[ip("192.0.2.2")], 300)
+        .with_host("c.example.com", &[ip("192.0.2.3")], 300);
+    let order: Vec<_> = pairs(run_with(&u, &p, &done))
+        .into_iter()
+        .map(|(_, a)| a.ip())
+        .collect();
+    assert_eq!(order, [ip("192.0.2.3"), ip("192.0.2.2"), ip("192.0.2.1")]);
+    // A new answer for the name drops the pinned order.
+    r.insert(Query::new(name, RecordType::Srv), Answer::srv(recs));
+    assert_eq!(first_asked(&r), "a.example.com");
+}
+
+#[test]
 fn srv_dot_means_unavailable() {
     let dot = vec![srv(0, 0, 0, "")];
     // Explicit transport: "." does not fall back to A/AAAA.
