@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use super::srv::{SrvRandom, order_srv};
+
 /// The record types RFC 3263 uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecordType {
@@ -213,9 +215,15 @@ impl Answer {
 ///
 /// A query that is absent has not been asked yet; a negative answer is stored as
 /// [`Answer::NoData`] or [`Answer::NxDomain`], so the selection can tell the two apart.
+///
+/// It also keeps the RFC 2782 order drawn for each SRV answer once it is pinned
+/// ([`pin_srv_orders`](Self::pin_srv_orders)), so that every round of one resolution
+/// follows the same SRV records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DnsRecords {
     answers: HashMap<Query, Answer>,
+    /// SRV records in their pinned order, per SRV query.
+    srv_orders: HashMap<Query, Vec<SrvRecord>>,
 }
 
 impl DnsRecords {
@@ -224,9 +232,44 @@ impl DnsRecords {
         Self::default()
     }
 
-    /// Stores the answer to `query`, replacing an earlier one.
+    /// Stores the answer to `query`, replacing an earlier one (and its pinned SRV order).
     pub fn insert(&mut self, query: Query, answer: Answer) {
+        self.srv_orders.remove(&query);
         self.answers.insert(query, answer);
+    }
+
+    /// Draws the RFC 2782 order ([`order_srv`]) of every SRV answer that has none yet and
+    /// keeps it: selection over these records then follows that order instead of drawing
+    /// again. A caller that selects in rounds (answer the queries, call again) pins before
+    /// each call, so every round follows the same records; [`SipResolver`] does. Answers
+    /// are drawn in query order, so one random sequence gives one result.
+    ///
+    /// [`SipResolver`]: super::SipResolver
+    pub fn pin_srv_orders(&mut self, rng: &mut dyn SrvRandom) {
+        let mut unpinned: Vec<(&Query, &[SrvRecord])> = self
+            .answers
+            .iter()
+            .filter(|(q, _)| !self.srv_orders.contains_key(*q))
+            .filter_map(|(q, a)| match a {
+                Answer::Srv { records, .. } => Some((q, records.as_slice())),
+                _ => None,
+            })
+            .collect();
+        unpinned.sort_by_key(|(q, _)| *q);
+        let drawn: Vec<(Query, Vec<SrvRecord>)> = unpinned
+            .into_iter()
+            .map(|(q, records)| {
+                let order = order_srv(records, rng).into_iter().cloned().collect();
+                (q.clone(), order)
+            })
+            .collect();
+        self.srv_orders.extend(drawn);
+    }
+
+    /// The SRV records of the answer to `query` in their pinned order (usable ones only,
+    /// see [`order_srv`]), if the order is pinned.
+    pub(crate) fn pinned_srv_order(&self, query: &Query) -> Option<&[SrvRecord]> {
+        self.srv_orders.get(query).map(Vec::as_slice)
     }
 
     /// The answer to `query`, if it has been asked.

@@ -19,7 +19,7 @@ use sip_transport_api::{DnsFailure, Error, Result};
 use super::cache::{CacheConfig, CacheStats, DnsCache};
 use super::hickory::{answer_from_error, answer_from_records, hickory_name, hickory_type};
 use super::policy::ResolvePolicy;
-use super::records::{Answer, DnsRecords, Query};
+use super::records::{Answer, DnsRecords, Query, RecordType};
 use super::select::{Step, Target, locate_response, locate_server};
 use super::srv::{DefaultRandom, SrvRandom};
 use crate::uri::{SentBy, TargetUri};
@@ -231,8 +231,13 @@ impl SipResolver {
     ///
     /// A question that fails (timeout, server failure) is treated as unanswered-empty for
     /// this resolution only, so the other branches still give targets; when no target is
-    /// found, that failure (recoverable) is reported instead of "no records". When every
-    /// question of a round fails, the resolution stops there: the server is not answering.
+    /// found, that failure (recoverable) is reported instead of "no records".
+    ///
+    /// A failed NAPTR query is therefore "no NAPTR records" and the SRV queries follow
+    /// (RFC 3263 §4.1): many servers and middleboxes break NAPTR while SRV and A work. When
+    /// every question of any later round fails, the resolution stops there with the first
+    /// failure seen: the server is not answering, and another round would only wait out more
+    /// timeouts. So a server that answers nothing costs two rounds (NAPTR, then SRV).
     async fn drive(
         &self,
         mut select: impl FnMut(&DnsRecords, &mut dyn SrvRandom) -> Step,
@@ -242,6 +247,9 @@ impl SipResolver {
         for _ in 0..MAX_ROUNDS {
             let step = {
                 let mut rng = lock(&self.rng);
+                // RFC 2782's draw once per SRV answer and resolution: every round must follow
+                // the same records, or a large set names other targets each round.
+                records.pin_srv_orders(rng.as_mut());
                 select(&records, rng.as_mut())
             };
             let queries = match step {
@@ -256,6 +264,7 @@ impl SipResolver {
                 Step::Lookup(queries) => queries,
             };
             let ask = self.fill_from_cache(queries, &mut records);
+            let naptr_round = ask.iter().all(|q| q.rtype() == RecordType::Naptr);
             let answers = join_all(ask.iter().map(|q| self.query(q))).await;
             let asked = answers.len();
             let mut failed = 0;
@@ -278,6 +287,7 @@ impl SipResolver {
             }
             if asked > 0
                 && failed == asked
+                && !naptr_round
                 && let Some((name, reason)) = failure
             {
                 return Err(Error::Dns { name, reason });

@@ -3,8 +3,9 @@
 //!
 //! Sans-IO: the functions read a [`DnsRecords`] and either name the queries they still need
 //! ([`Step::Lookup`]) or return the ordered targets ([`Step::Done`]). The caller answers the
-//! queries, adds the answers to the same `DnsRecords` and calls again; each call is
-//! deterministic for a given record set and random source. No clock, no socket.
+//! queries, adds the answers to the same `DnsRecords`, pins the SRV orders
+//! ([`DnsRecords::pin_srv_orders`]) and calls again; each call is deterministic for a given
+//! record set and random source. No clock, no socket.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use sip_transport_api::{Destination, DnsFailure, Error, Result, TransportKind};
 
 use super::naptr::naptr_targets;
 use super::policy::{IpOrder, ResolvePolicy};
-use super::records::{AdditionalAddress, Answer, DnsRecords, Query, RecordType};
+use super::records::{AdditionalAddress, Answer, DnsRecords, Query, RecordType, SrvRecord};
 use super::srv::{SrvRandom, order_srv};
 use crate::uri::{Host, SentBy, TargetUri};
 
@@ -50,7 +51,8 @@ impl Target {
 #[derive(Debug)]
 pub enum Step {
     /// These answers are missing; look them up (they are independent: in parallel is fine),
-    /// add them to the records and call again.
+    /// add them to the records, pin the SRV orders ([`DnsRecords::pin_srv_orders`]) and call
+    /// again.
     Lookup(Vec<Query>),
     /// Selection is complete: the targets in the order to try them, or why there are none.
     Done(Result<Vec<Target>>),
@@ -81,8 +83,11 @@ pub fn srv_prefix(kind: TransportKind) -> Option<&'static str> {
 /// - NXDOMAIN for the NAPTR query ends the search: nothing exists under a name that does not
 ///   exist (RFC 8020), so the SRV and A/AAAA queries would be wasted.
 ///
-/// SRV records are ordered by RFC 2782 (see [`order_srv`]); addresses of one host follow the
-/// policy's [`IpOrder`]; SRV additional-section addresses are used instead of queries.
+/// SRV records are ordered by RFC 2782 (see [`order_srv`]), or follow the order pinned in
+/// `records` ([`DnsRecords::pin_srv_orders`]; pin before each call when selecting in rounds,
+/// so that every round follows the same records); addresses of one host follow the
+/// policy's [`IpOrder`]; SRV additional-section addresses are used instead of the query of
+/// their family (A or AAAA), and the other family is still asked when the policy wants it.
 pub fn locate_server(
     uri: &TargetUri,
     policy: &ResolvePolicy,
@@ -343,7 +348,15 @@ impl<'a> Walk<'a> {
             self.unavailable = true;
             return SrvStatus::Present;
         }
-        let ordered = order_srv(records, &mut *self.rng);
+        // RFC 2782's draw, unless the caller pinned one for this resolution: drawn afresh in
+        // each round, a set larger than `max_targets` would name other targets every time.
+        let ordered: Vec<&SrvRecord> = match self
+            .records
+            .pinned_srv_order(&Query::new(srv_name, RecordType::Srv))
+        {
+            Some(pinned) => pinned.iter().collect(),
+            None => order_srv(records, &mut *self.rng),
+        };
         for r in ordered.into_iter().take(self.policy.max_targets) {
             self.srv_rank = (r.priority, r.weight);
             self.hosts(&r.target, r.port, kind, additional);
@@ -352,9 +365,10 @@ impl<'a> Walk<'a> {
         SrvStatus::Present
     }
 
-    /// Adds the addresses of `name` with `port`. Returns `None` while an answer is missing,
-    /// else whether every answer was NXDOMAIN. Addresses from an SRV answer's additional
-    /// section, when there are any for `name`, stand for both A and AAAA (RFC 2782).
+    /// Adds the addresses of `name` with `port`, families in policy order. Returns `None`
+    /// while an answer is missing, else whether every answer was NXDOMAIN. Addresses from an
+    /// SRV answer's additional section stand in for the query of their own family only
+    /// (RFC 2782); a family the policy wants and the section lacks is asked (RFC 3263 §4.2).
     fn hosts(
         &mut self,
         name: &str,
@@ -368,38 +382,38 @@ impl<'a> Walk<'a> {
             IpOrder::V4Only => &[RecordType::A],
             IpOrder::V6Only => &[RecordType::Aaaa],
         };
-        let extra: Vec<IpAddr> = additional
-            .iter()
-            .filter(|a| a.name == name)
-            .map(|a| a.record.ip)
-            .collect();
-        if !extra.is_empty() {
-            for family in families {
-                for ip in extra.iter().filter(|ip| family_of(**ip) == *family) {
-                    self.push(kind, SocketAddr::new(*ip, port));
-                }
-            }
-            return Some(false);
-        }
-        let mut answers = Vec::with_capacity(families.len());
-        for family in families {
-            answers.push((*family, self.answer(name, *family)));
-        }
-        if answers.iter().any(|(_, a)| a.is_none()) {
-            return None;
-        }
+        let mut found: Vec<IpAddr> = Vec::new();
+        let mut missing = false;
         let mut all_nx = true;
-        for (family, answer) in answers {
-            match answer {
+        for &family in families {
+            let given = additional
+                .iter()
+                .filter(|a| a.name == name && family_of(a.record.ip) == family)
+                .map(|a| a.record.ip);
+            let before = found.len();
+            found.extend(given);
+            if found.len() > before {
+                all_nx = false;
+                continue;
+            }
+            match self.answer(name, family) {
+                None => missing = true,
                 Some(Answer::Addresses(list)) => {
                     all_nx = false;
-                    for rec in list.iter().filter(|r| family_of(r.ip) == family) {
-                        self.push(kind, SocketAddr::new(rec.ip, port));
-                    }
+                    found.extend(
+                        list.iter()
+                            .map(|r| r.ip)
+                            .filter(|ip| family_of(*ip) == family),
+                    );
                 }
                 Some(a) => all_nx &= a.is_nx_domain(),
-                None => {}
             }
+        }
+        if missing {
+            return None;
+        }
+        for ip in found {
+            self.push(kind, SocketAddr::new(ip, port));
         }
         Some(all_nx)
     }

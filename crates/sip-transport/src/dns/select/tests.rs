@@ -610,6 +610,43 @@ fn srv_priority_then_weight() {
 }
 
 #[test]
+fn pinned_srv_order_is_followed_in_every_round() {
+    // Weights 10, 30, 60: draws of 0 order a, b, c; draws at the top of the range c, b, a.
+    let name = "_sip._udp.example.com";
+    let recs = vec![
+        srv(1, 10, 5060, "a.example.com"),
+        srv(1, 30, 5060, "b.example.com"),
+        srv(1, 60, 5060, "c.example.com"),
+    ];
+    let u = uri("sip:example.com;transport=udp");
+    let p = ResolvePolicy::default().with_ip_order(IpOrder::V4Only);
+    let first_asked = |r: &DnsRecords| match locate_server(&u, &p, r, &mut first) {
+        Step::Lookup(q) => q[0].name().to_owned(),
+        Step::Done(d) => panic!("done early with {d:?}"),
+    };
+    let mut r = DnsRecords::new().with_srv(name, recs.clone());
+    assert_eq!(first_asked(&r), "a.example.com");
+    r.pin_srv_orders(&mut |max: u32| max);
+    // Later rounds draw 0 but follow the pinned order; pinning again changes nothing.
+    assert_eq!(first_asked(&r), "c.example.com");
+    r.pin_srv_orders(&mut first);
+    assert_eq!(first_asked(&r), "c.example.com");
+    let done = r
+        .clone()
+        .with_host("a.example.com", &[ip("192.0.2.1")], 300)
+        .with_host("b.example.com", &[ip("192.0.2.2")], 300)
+        .with_host("c.example.com", &[ip("192.0.2.3")], 300);
+    let order: Vec<_> = pairs(run_with(&u, &p, &done))
+        .into_iter()
+        .map(|(_, a)| a.ip())
+        .collect();
+    assert_eq!(order, [ip("192.0.2.3"), ip("192.0.2.2"), ip("192.0.2.1")]);
+    // A new answer for the name drops the pinned order.
+    r.insert(Query::new(name, RecordType::Srv), Answer::srv(recs));
+    assert_eq!(first_asked(&r), "a.example.com");
+}
+
+#[test]
 fn srv_dot_means_unavailable() {
     let dot = vec![srv(0, 0, 0, "")];
     // Explicit transport: "." does not fall back to A/AAAA.
@@ -658,15 +695,83 @@ fn srv_additional_addresses_save_queries() {
             }],
         },
     );
-    // a's address came with the SRV answer; only b is asked.
+    // a's A record came with the SRV answer; a's AAAA and both of b's are asked.
     assert_eq!(
         needs("sip:example.com;transport=tcp", &r),
-        ["b.example.com A", "b.example.com AAAA"]
+        [
+            "a.example.com AAAA",
+            "b.example.com A",
+            "b.example.com AAAA"
+        ]
     );
-    let r = r.with_host("b.example.com", &[ip("192.0.2.42")], 300);
+    let r = r
+        .with("a.example.com", RecordType::Aaaa, Answer::no_data())
+        .with_host("b.example.com", &[ip("192.0.2.42")], 300);
     assert_eq!(
         pairs(run("sip:example.com;transport=tcp", &r)),
         [(Tcp, sa("192.0.2.41:5060")), (Tcp, sa("192.0.2.42:5060"))]
+    );
+}
+
+#[test]
+fn srv_additional_addresses_stand_only_for_their_family() {
+    // RFC 2782: additional data saves the queries for the address types it holds, no more;
+    // the family it lacks is still asked (RFC 3263 §4.2).
+    let v4_given = DnsRecords::new().with(
+        "_sip._tcp.example.com",
+        RecordType::Srv,
+        Answer::Srv {
+            records: vec![srv(0, 0, 5060, "a.example.com")],
+            additional: vec![AdditionalAddress {
+                name: "a.example.com".into(),
+                record: AddressRecord {
+                    ip: ip("192.0.2.41"),
+                    ttl: 300,
+                },
+            }],
+        },
+    );
+    let u = uri("sip:example.com;transport=tcp");
+    let policy = |o| ResolvePolicy::default().with_ip_order(o);
+    let needs_with = |o, r: &DnsRecords| match locate_server(&u, &policy(o), r, &mut first) {
+        Step::Lookup(q) => q,
+        Step::Done(d) => panic!("{o:?}: done early with {d:?}"),
+    };
+    let aaaa = [Query::new("a.example.com", RecordType::Aaaa)];
+    for order in [IpOrder::V6Only, IpOrder::V4First, IpOrder::V6First] {
+        assert_eq!(needs_with(order, &v4_given), aaaa, "{order:?}");
+    }
+    assert_eq!(
+        pairs(run_with(&u, &policy(IpOrder::V4Only), &v4_given)),
+        [(Tcp, sa("192.0.2.41:5060"))]
+    );
+    // With the AAAA answer (and still no A query) both families, in policy order.
+    let both = v4_given.clone().with(
+        "a.example.com",
+        RecordType::Aaaa,
+        Answer::Addresses(vec![AddressRecord {
+            ip: ip("2001:db8::41"),
+            ttl: 300,
+        }]),
+    );
+    let (v4, v6) = (
+        (Tcp, sa("192.0.2.41:5060")),
+        (Tcp, sa("[2001:db8::41]:5060")),
+    );
+    assert_eq!(
+        pairs(run_with(&u, &policy(IpOrder::V4First), &both)),
+        [v4, v6]
+    );
+    assert_eq!(
+        pairs(run_with(&u, &policy(IpOrder::V6First), &both)),
+        [v6, v4]
+    );
+    assert_eq!(pairs(run_with(&u, &policy(IpOrder::V6Only), &both)), [v6]);
+    // No AAAA record either: the target has no IPv6 address.
+    let none = v4_given.with("a.example.com", RecordType::Aaaa, Answer::no_data());
+    assert_eq!(
+        dns_failure(run_with(&u, &policy(IpOrder::V6Only), &none)).1,
+        DnsFailure::NoRecords
     );
 }
 
