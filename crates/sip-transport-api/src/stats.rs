@@ -19,7 +19,8 @@ pub struct TransportStats {
     pub malformed: u64,
     /// Received messages dropped because the event channel was full (UDP).
     pub dropped: u64,
-    /// Sends that returned an error.
+    /// Sends that returned an error, plus messages a send had accepted that a closing
+    /// connection could not write (each also reported in a `TransportEvent::Error`).
     pub send_errors: u64,
     /// Keepalive pings and pongs received.
     pub keepalives_received: u64,
