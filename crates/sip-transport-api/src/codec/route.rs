@@ -77,8 +77,10 @@ pub fn response_target(response: &Message) -> Result<ResponseTarget> {
         });
     }
     if let ResponseHost::Ip(ip) = host {
-        let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-        if broadcast || ip.is_unspecified() {
+        // Canonical first: `::ffff:255.255.255.255` is the IPv4 broadcast address too.
+        let canonical = ip.to_canonical();
+        let broadcast = matches!(canonical, IpAddr::V4(v4) if v4.is_broadcast());
+        if broadcast || canonical.is_unspecified() {
             return Err(Error::InvalidDestination {
                 reason: format!("refusing to send a response to {ip}:{port}"),
             });
@@ -149,6 +151,10 @@ mod tests {
     fn refusals() {
         assert!(target("SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK").is_err());
         assert!(target("SIP/2.0/UDP 0.0.0.0").is_err());
+        // The same addresses written as IPv4-mapped IPv6 (review finding).
+        assert!(target("SIP/2.0/UDP h;maddr=[::ffff:255.255.255.255]").is_err());
+        assert!(target("SIP/2.0/UDP h;maddr=::ffff:0.0.0.0").is_err());
+        assert!(target("SIP/2.0/UDP [::ffff:255.255.255.255]").is_err());
         assert!(target("SIP/2.0/SCTP h").is_err());
         let e = target("SIP/2.0/UDP h:0").expect_err("port 0");
         assert!(!e.is_recoverable());

@@ -16,18 +16,43 @@ fn copied(id: HeaderId) -> bool {
     )
 }
 
-/// True when a To/From value carries a `tag` parameter outside its name-addr's `<...>`.
+/// True when a To/From value carries a `tag` header parameter: after the name-addr's `<...>`
+/// (or after the addr-spec when there are no brackets), outside quoted strings (RFC 3261
+/// §25.1: a display name or a parameter value may be quoted and hold `;`, `>` or `tag=`).
 fn has_tag(value: &[u8]) -> bool {
-    let after = match value.iter().rposition(|b| *b == b'>') {
-        Some(p) => &value[p..],
-        None => value,
-    };
-    after.split(|b| *b == b';').skip(1).any(|p| {
+    let is_tag = |p: &[u8]| {
         let p = p.trim_ascii();
         p.len() >= 3
             && p[..3].eq_ignore_ascii_case(b"tag")
             && p[3..].trim_ascii_start().first() == Some(&b'=')
-    })
+    };
+    let (mut quoted, mut escaped, mut in_angle) = (false, false, false);
+    // Start of the header parameter being read, once past a `;` outside quotes and brackets.
+    let mut param = None;
+    for (i, &b) in value.iter().enumerate() {
+        if quoted {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => quoted = true,
+            b'<' if param.is_none() => in_angle = true,
+            b'>' => in_angle = false,
+            b';' if !in_angle => {
+                if param.is_some_and(|s| is_tag(&value[s..i])) {
+                    return true;
+                }
+                param = Some(i + 1);
+            }
+            _ => {}
+        }
+    }
+    param.is_some_and(|s| is_tag(&value[s..]))
 }
 
 fn bad(reason: &'static str) -> Error {
@@ -69,6 +94,14 @@ impl Message {
         for (name, value) in extra {
             if !is_token(name.as_bytes()) || !no_line_break(value) {
                 return Err(bad("extra header with a bad name or a line break"));
+            }
+            // The response frames itself (its own Content-Length) and carries exactly the
+            // request's Vias (§8.2.6.2): neither may come in as an extra.
+            if matches!(
+                classify(name.as_bytes()),
+                HeaderId::ContentLength | HeaderId::Via
+            ) {
+                return Err(bad("Content-Length or Via as an extra header"));
             }
         }
         let mut out = BytesMut::with_capacity(self.len().min(2048) + 128);
@@ -225,6 +258,10 @@ mod tests {
             m.response(200, "OK", Some("a\nb"), &[]),
             m.response(200, "OK", None, &[("X Y", "v")]),
             m.response(200, "OK", None, &[("X", "v\r\nInjected: 1")]),
+            // A second Content-Length would unframe it; a Via the request lacked is forged.
+            m.response(200, "OK", None, &[("Content-Length", "5")]),
+            m.response(200, "OK", None, &[("l", "5")]),
+            m.response(200, "OK", None, &[("v", "SIP/2.0/UDP h")]),
             r.response(200, "OK", None, &[]),
         ] {
             assert!(matches!(bad, Err(Error::Malformed { .. })), "{bad:?}");
@@ -254,5 +291,10 @@ mod tests {
         assert!(!has_tag(b"<sip:a@b;tag=1>"));
         assert!(!has_tag(b"<sip:a@b>;tagx=1"));
         assert!(!has_tag(b"<sip:a@b>"));
+        // Quoted strings hide `;`, `>` and `tag=` (review finding).
+        assert!(!has_tag(br#"<sip:b@x>;p="a;tag=b""#));
+        assert!(has_tag(br#"<sip:b@x>;tag=1;p="y>""#));
+        assert!(has_tag(br#""A;tag=\"x>" <sip:b@x>;tag=1"#));
+        assert!(!has_tag(br#""A;tag=1" <sip:b@x;tag=2>"#));
     }
 }
