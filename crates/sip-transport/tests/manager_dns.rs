@@ -1,6 +1,7 @@
 //! `TransportManager` with RFC 3263 over real DNS (dnsmasq on loopback, via the testkit) and
 //! our own transports as responders: failover from a refusing SRV target, hold-back and
-//! re-admission by OPTIONS health check, weighted and round-robin spread over two
+//! re-admission by OPTIONS health check, the top Via following a failover to another
+//! transport (RFC 3261 §18.1.1), weighted and round-robin spread over two
 //! responders, and a response to a Via sent-by name (RFC 3263 §5).
 //!
 //! Skipped loudly without dnsmasq, failed under CI (`CI=true`), per the testkit's policy.
@@ -136,6 +137,58 @@ async fn failover_hold_back_and_health_check_readmission() {
             primary.next_request().await.message.cseq().map(|c| c.seq),
             Some(3)
         );
+        manager.close().await;
+    })
+    .await;
+}
+
+/// RFC 3261 §18.1.1 with RFC 3263 failover: NAPTR names TCP first, which refuses; the request
+/// then goes over UDP, and its top Via follows each transport change, branch kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_to_another_transport_rewrites_the_top_via() {
+    bounded(async {
+        let down = free_tcp_port();
+        let mut udp_peer = Responder::start(bind_udp(([127, 0, 0, 1], 0)).await.expect("udp"));
+        let zone = [
+            format!("--naptr-record=xt.{DOMAIN},10,10,s,SIP+D2T,,_sip._tcp.xt.{DOMAIN}"),
+            format!("--naptr-record=xt.{DOMAIN},10,20,s,SIP+D2U,,_sip._udp.xt.{DOMAIN}"),
+            format!("--srv-host=_sip._tcp.xt.{DOMAIN},t.{DOMAIN},{down},0,0"),
+            format!(
+                "--srv-host=_sip._udp.xt.{DOMAIN},u.{DOMAIN},{},0,0",
+                udp_peer.port()
+            ),
+            format!("--host-record=t.{DOMAIN},127.0.0.1"),
+            format!("--host-record=u.{DOMAIN},127.0.0.1"),
+        ];
+        let Some(dns) = Dnsmasq::start(DOMAIN, &zone) else {
+            return;
+        };
+        let config = ManagerConfig::default().with_resolver(resolver(&dns));
+        let (manager, _events) = TransportManager::new(config).expect("manager");
+        manager
+            .add(bind_udp(([127, 0, 0, 1], 0)).await.expect("udp"))
+            .expect("add");
+        manager
+            .add(TcpTransport::bind(TcpConfig::client()).await.expect("tcp"))
+            .expect("add");
+        // The caller wrote TCP; TCP is refused, UDP takes it.
+        let request = options_request("sip:svc@example.test", "TCP", "127.0.0.1:5099", 1);
+        let to = SendTo::uri(&format!("sip:svc@xt.{DOMAIN}")).expect("uri");
+        let sent = manager
+            .send_message(&request, to)
+            .await
+            .expect("failover to UDP");
+        assert_eq!(
+            (sent.attempts, sent.kind, sent.via_rewritten),
+            (2, TransportKind::Udp, true),
+            "{}",
+            dns.log()
+        );
+        let got = udp_peer.next_request().await;
+        let via = got.message.top_via().expect("via");
+        assert_eq!(via.transport(), "UDP", "RFC 3261 §18.1.1");
+        assert_eq!((via.host(), via.port()), ("127.0.0.1", Some(5099)));
+        assert_eq!(via.branch(), request.top_via().expect("via").branch());
         manager.close().await;
     })
     .await;
