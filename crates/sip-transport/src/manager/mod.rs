@@ -13,8 +13,8 @@
 //!   (the size rule, RFC 3263 selection, failover, a flow of another kind), the Via's
 //!   transport is changed to match. Sent-by and branch are kept as the caller wrote them.
 //! - Responses ([`SendTo::Reply`]): RFC 3261 §18.2.2 — over the request's flow while it is
-//!   open, else to `received`/`rport`/sent-by (reconnecting for streams), and to a sent-by
-//!   name through RFC 3263 §5.
+//!   open, else to `maddr`/`received`/`rport`/sent-by (reconnecting for streams); a sent-by
+//!   name through RFC 3263 §5, a `maddr` name by its A/AAAA records at the sent-by port.
 //! - Throttling: an optional cap on requests per second per destination address.
 //!
 //! What it is not: a transaction layer. It does not retransmit or time transactions out; a
@@ -38,8 +38,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use sip_transport_api::{
-    Destination, Error, FlowId, Message, ReceivedMessage, Result, Transport, TransportEvent,
-    TransportKind, response_target,
+    Destination, Error, FlowId, Message, ReceivedMessage, ResponseHost, ResponseTarget, Result,
+    Transport, TransportEvent, TransportKind, response_target,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -733,7 +733,12 @@ impl Inner {
     }
 
     /// RFC 3261 §18.2.2 (with RFC 3581 §4): the request's flow while it is open; else the
-    /// address the top Via gives, reconnecting for streams; a sent-by name through RFC 3263 §5.
+    /// address the top Via gives, reconnecting for streams; a name through
+    /// [`reply_by_name`](Self::reply_by_name).
+    ///
+    /// A `maddr`'s TTL (`ResponseTarget::ttl`) is not applied: the UDP transport has no
+    /// per-send TTL, so a multicast group gets the socket's default (1, which is also the
+    /// RFC's default). Multicast itself is out of scope; the address is sent to like any other.
     async fn reply(
         &self,
         response: &Message,
@@ -746,8 +751,9 @@ impl Inner {
             return Ok(sent);
         }
         let target = response_target(response)?;
-        let Some(addr) = target.socket_addr() else {
-            return self.reply_by_name(response).await;
+        let addr = match &target.host {
+            ResponseHost::Ip(ip) => SocketAddr::new(*ip, target.port),
+            ResponseHost::Name(name) => return self.reply_by_name(response, name, &target).await,
         };
         let (id, transport) = self.pick(target.transport, addr, local)?;
         let mut dest = Destination::new(addr);
@@ -771,22 +777,43 @@ impl Inner {
         })
     }
 
-    /// RFC 3263 §5: a response whose Via sent-by is a name (and has no `received`): SRV for
-    /// the Via's transport unless a port is given, then A/AAAA; the targets in order.
-    async fn reply_by_name(&self, response: &Message) -> Result<Sent> {
+    /// A response whose target is the name `name` (RFC 3263 §5), the targets tried in order:
+    /// - a name in `maddr` (RFC 3261 §18.2.2: the response goes "to the address listed
+    ///   there, using the port indicated in sent-by", or the transport default): that name's
+    ///   A/AAAA records at `target.port`; the port is given, so no SRV;
+    /// - a sent-by name (no `received`): SRV for the Via's transport unless a port is given,
+    ///   then A/AAAA.
+    async fn reply_by_name(
+        &self,
+        response: &Message,
+        name: &str,
+        target: &ResponseTarget,
+    ) -> Result<Sent> {
+        // `response_target` gives a TTL exactly when the target is the Via's `maddr`.
+        let to_maddr = target.ttl.is_some();
         #[cfg(feature = "dns")]
         {
-            let sent_by = crate::uri::SentBy::from_via(&response.top_via()?)?;
+            use crate::uri::{Host, SentBy};
+            let sent_by = if to_maddr {
+                SentBy {
+                    host: Host::parse(name)?,
+                    port: Some(target.port),
+                    transport: target.transport,
+                }
+            } else {
+                SentBy::from_via(&response.top_via()?)?
+            };
             let found = self.resolver()?.resolve_response(&sent_by).await?;
             let candidates = found.into_iter().map(Candidate::from).collect();
             self.try_candidates(response, candidates).await
         }
         #[cfg(not(feature = "dns"))]
         {
-            let host = response.top_via()?.host().to_owned();
+            let _ = response;
+            let part = if to_maddr { "maddr" } else { "host" };
             Err(Error::InvalidDestination {
                 reason: format!(
-                    "Via host {host:?} needs DNS resolution (RFC 3263 §5): enable the `dns` feature"
+                    "Via {part} {name:?} needs DNS resolution (RFC 3263 §5): enable the `dns` feature"
                 ),
             })
         }
