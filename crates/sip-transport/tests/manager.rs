@@ -1,8 +1,8 @@
 //! `TransportManager` over real sockets on loopback, our own transports as peers: merged
 //! events from UDP and TCP, responses over the request's flow and reconnecting when it is
 //! gone (RFC 3261 §18.2.2; over TLS, the certificate checked against the Via sent-by name),
-//! the UDP size rule moving a request to TCP with its Via rewritten
-//! (RFC 3261 §18.1.1), throttling, hold-back on refusal, and stats.
+//! the UDP size rule moving a request to TCP with its Via rewritten, and the Via following any
+//! other change of transport (RFC 3261 §18.1.1), throttling, hold-back on refusal, and stats.
 #![cfg(all(feature = "udp", feature = "tcp"))]
 
 mod support;
@@ -272,6 +272,80 @@ async fn oversized_udp_request_goes_over_tcp_with_the_via_rewritten() {
     .await;
 }
 
+/// RFC 3261 §18.1.1: a request that goes over another transport than its top Via names
+/// (here a URI's `transport` parameter, a known address of another kind, a known flow) goes
+/// with the Via's transport changed; sent-by and branch stay as the caller wrote them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_over_another_transport_than_its_via_names_gets_the_via_rewritten() {
+    bounded(async {
+        let mut tcp_peer = Responder::start(bind_tcp(LOOPBACK).await.expect("tcp listener"));
+        let mut udp_peer = Responder::start(bind_udp(LOOPBACK).await.expect("udp listener"));
+        let (manager, _events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        manager
+            .add(bind_udp(LOOPBACK).await.expect("udp"))
+            .expect("add");
+        manager
+            .add(TcpTransport::bind(TcpConfig::client()).await.expect("tcp"))
+            .expect("add");
+
+        // A URI asking for TCP, a request whose Via says UDP.
+        let to =
+            SendTo::uri(&format!("sip:127.0.0.1:{};transport=tcp", tcp_peer.port())).expect("uri");
+        let req = options_request("sip:x@127.0.0.1", "UDP", "127.0.0.1:5099", 1);
+        let sent = manager.send_message(&req, to.clone()).await.expect("sent");
+        assert_eq!(sent.kind, TransportKind::Tcp);
+        assert!(sent.via_rewritten);
+        let got = tcp_peer.next_request().await;
+        assert_eq!(got.kind, TransportKind::Tcp);
+        let via = got.message.top_via().expect("via");
+        assert_eq!(via.transport(), "TCP", "RFC 3261 §18.1.1");
+        assert_eq!((via.host(), via.port()), ("127.0.0.1", Some(5099)));
+        assert_eq!(branch(&got.message), branch(&req), "the branch is kept");
+
+        // A Via already naming the transport, in any case, goes as written.
+        let req = options_request("sip:x@127.0.0.1", "tcp", "127.0.0.1:5099", 2);
+        let sent = manager.send_message(&req, to).await.expect("sent");
+        assert!(!sent.via_rewritten);
+        let got = tcp_peer.next_request().await;
+        assert_eq!(got.message.top_via().expect("via").transport(), "tcp");
+
+        // Over a known flow of another kind.
+        let flow = sent.flow.expect("a TCP flow");
+        let req = options_request("sip:x@127.0.0.1", "UDP", "127.0.0.1:5099", 3);
+        let sent = manager
+            .send_message(&req, SendTo::Flow(flow))
+            .await
+            .expect("on the flow");
+        assert!(sent.via_rewritten);
+        let got = tcp_peer.next_request().await;
+        assert_eq!(got.message.top_via().expect("via").transport(), "TCP");
+        assert_eq!(branch(&got.message), branch(&req));
+
+        // To a known UDP address, a request whose Via says TCP.
+        let udp_dest: SocketAddr = ([127, 0, 0, 1], udp_peer.port()).into();
+        let req = options_request("sip:x@127.0.0.1", "TCP", "127.0.0.1:5099", 4);
+        let sent = manager
+            .send_message(&req, SendTo::address(TransportKind::Udp, udp_dest))
+            .await
+            .expect("sent");
+        assert_eq!(sent.kind, TransportKind::Udp);
+        assert!(sent.via_rewritten);
+        let got = udp_peer.next_request().await;
+        assert_eq!(got.message.top_via().expect("via").transport(), "UDP");
+        assert_eq!(branch(&got.message), branch(&req));
+
+        // Responses follow the request's Via: never rewritten.
+        let resp = ok_response(&req);
+        let sent = manager
+            .send_message(&resp, SendTo::address(TransportKind::Udp, udp_dest))
+            .await
+            .expect("response");
+        assert!(!sent.via_rewritten);
+        manager.close().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_caps_requests_per_destination_not_responses() {
     bounded(async {
@@ -498,13 +572,24 @@ async fn oversized_request_to_a_udp_only_peer_falls_back_to_udp() {
         assert!(big.len() > 1300);
         let to = SendTo::uri(&format!("sip:127.0.0.1:{port}")).expect("uri");
         // Nothing listens on TCP at that port: refused, then UDP.
-        let sent = manager.send_message(&big, to).await.expect("sent over UDP");
+        let sent = manager
+            .send_message(&big, to.clone())
+            .await
+            .expect("sent over UDP");
         assert_eq!(sent.kind, TransportKind::Udp);
         assert!(!sent.via_rewritten);
         let got = receiver.next_request().await;
         assert_eq!(got.kind, TransportKind::Udp);
         assert_eq!(got.message.top_via().expect("via").transport(), "UDP");
         assert_eq!(got.message.body(), big.body());
+        // A caller that wrote TCP in the Via: the UDP datagram says UDP (RFC 3261 §18.1.1).
+        let big = request_with_body("MESSAGE", "TCP", "127.0.0.1:5099", 2, 2000);
+        let sent = manager.send_message(&big, to).await.expect("sent over UDP");
+        assert_eq!(sent.kind, TransportKind::Udp);
+        assert!(sent.via_rewritten);
+        let got = receiver.next_request().await;
+        assert_eq!(got.message.top_via().expect("via").transport(), "UDP");
+        assert_eq!(branch(&got.message), branch(&big));
         manager.close().await;
     })
     .await;

@@ -1,7 +1,9 @@
 //! `TransportManager` with RFC 3263 over real DNS (dnsmasq on loopback, via the testkit) and
 //! our own transports as responders: failover from a refusing SRV target, hold-back and
-//! re-admission by OPTIONS health check, weighted and round-robin spread over two
-//! responders, and a response to a Via sent-by name (RFC 3263 §5).
+//! re-admission by OPTIONS health check, the top Via following a failover to another
+//! transport (RFC 3261 §18.1.1), weighted and round-robin spread over two
+//! responders, a response to a Via sent-by name (RFC 3263 §5), and a response to a `maddr`
+//! name (RFC 3261 §18.2.2).
 //!
 //! Skipped loudly without dnsmasq, failed under CI (`CI=true`), per the testkit's policy.
 #![cfg(all(feature = "dns", feature = "udp", feature = "tcp"))]
@@ -141,6 +143,58 @@ async fn failover_hold_back_and_health_check_readmission() {
     .await;
 }
 
+/// RFC 3261 §18.1.1 with RFC 3263 failover: NAPTR names TCP first, which refuses; the request
+/// then goes over UDP, and its top Via follows each transport change, branch kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_to_another_transport_rewrites_the_top_via() {
+    bounded(async {
+        let down = free_tcp_port();
+        let mut udp_peer = Responder::start(bind_udp(([127, 0, 0, 1], 0)).await.expect("udp"));
+        let zone = [
+            format!("--naptr-record=xt.{DOMAIN},10,10,s,SIP+D2T,,_sip._tcp.xt.{DOMAIN}"),
+            format!("--naptr-record=xt.{DOMAIN},10,20,s,SIP+D2U,,_sip._udp.xt.{DOMAIN}"),
+            format!("--srv-host=_sip._tcp.xt.{DOMAIN},t.{DOMAIN},{down},0,0"),
+            format!(
+                "--srv-host=_sip._udp.xt.{DOMAIN},u.{DOMAIN},{},0,0",
+                udp_peer.port()
+            ),
+            format!("--host-record=t.{DOMAIN},127.0.0.1"),
+            format!("--host-record=u.{DOMAIN},127.0.0.1"),
+        ];
+        let Some(dns) = Dnsmasq::start(DOMAIN, &zone) else {
+            return;
+        };
+        let config = ManagerConfig::default().with_resolver(resolver(&dns));
+        let (manager, _events) = TransportManager::new(config).expect("manager");
+        manager
+            .add(bind_udp(([127, 0, 0, 1], 0)).await.expect("udp"))
+            .expect("add");
+        manager
+            .add(TcpTransport::bind(TcpConfig::client()).await.expect("tcp"))
+            .expect("add");
+        // The caller wrote TCP; TCP is refused, UDP takes it.
+        let request = options_request("sip:svc@example.test", "TCP", "127.0.0.1:5099", 1);
+        let to = SendTo::uri(&format!("sip:svc@xt.{DOMAIN}")).expect("uri");
+        let sent = manager
+            .send_message(&request, to)
+            .await
+            .expect("failover to UDP");
+        assert_eq!(
+            (sent.attempts, sent.kind, sent.via_rewritten),
+            (2, TransportKind::Udp, true),
+            "{}",
+            dns.log()
+        );
+        let got = udp_peer.next_request().await;
+        let via = got.message.top_via().expect("via");
+        assert_eq!(via.transport(), "UDP", "RFC 3261 §18.1.1");
+        assert_eq!((via.host(), via.port()), ("127.0.0.1", Some(5099)));
+        assert_eq!(via.branch(), request.top_via().expect("via").branch());
+        manager.close().await;
+    })
+    .await;
+}
+
 /// Sends `n` requests to `uri` and counts the destination ports used.
 async fn spread(manager: &TransportManager, uri: &str, n: u64) -> HashMap<u16, usize> {
     let to = SendTo::uri(uri).expect("uri");
@@ -256,6 +310,84 @@ async fn response_to_a_sent_by_name_goes_through_rfc3263_section_5() {
             "{:?}",
             dns.queries()
         );
+        manager.close().await;
+    })
+    .await;
+}
+
+/// RFC 3261 §18.2.2: a UDP response whose Via has `maddr` goes to that address at the sent-by
+/// port. A name there is resolved (A/AAAA: the port is given, so no SRV); the sent-by host and
+/// `received` are not where it goes, even when the sent-by name resolves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_to_a_maddr_name_goes_there_not_to_the_sent_by() {
+    bounded(async {
+        let (group, mut group_events) = bind_udp(([127, 0, 0, 1], 0)).await.expect("maddr host");
+        let port = group.local_addr().port();
+        // The sent-by host, at the same port: must hear nothing.
+        let (decoy, mut decoy_events) = bind_udp(([127, 0, 0, 2], port))
+            .await
+            .expect("127.0.0.2 on loopback");
+        let zone = [
+            format!("--host-record=group.{DOMAIN},127.0.0.1"),
+            format!("--host-record=uac.{DOMAIN},127.0.0.2"),
+        ];
+        let Some(dns) = Dnsmasq::start(DOMAIN, &zone) else {
+            return;
+        };
+        let config = ManagerConfig::default().with_resolver(resolver(&dns));
+        let (manager, _events) = TransportManager::new(config).expect("manager");
+        manager
+            .add(bind_udp(([127, 0, 0, 1], 0)).await.expect("udp"))
+            .expect("add");
+        let vias = [
+            format!("SIP/2.0/UDP uac.{DOMAIN}:{port};maddr=group.{DOMAIN};ttl=1;branch=z9hG4bK-m1"),
+            format!(
+                "SIP/2.0/UDP uac.{DOMAIN}:{port};received=127.0.0.2;maddr=group.{DOMAIN};branch=z9hG4bK-m2"
+            ),
+        ];
+        for via in &vias {
+            let resp = Message::parse(sip_transport::bytes::Bytes::from(format!(
+                "SIP/2.0 200 OK\r\nVia: {via}\r\n\
+                 From: <sip:a@example.test>;tag=1\r\nTo: <sip:b@example.test>;tag=2\r\n\
+                 Call-ID: maddr@example.test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )))
+            .expect("response");
+            let sent = manager
+                .send_message(
+                    &resp,
+                    SendTo::Reply {
+                        flow: None,
+                        local: None,
+                    },
+                )
+                .await
+                .expect("sent to the maddr name");
+            assert_eq!(
+                sent.destination.map(|d| d.addr),
+                Some(group.local_addr()),
+                "{via}"
+            );
+            let got = next_message(&mut group_events).await;
+            assert_eq!(got.message.top_via().expect("via").maddr(), Some(&*format!("group.{DOMAIN}")));
+        }
+        let stray = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                match decoy_events.recv().await {
+                    Some(TransportEvent::Message(m)) => return m,
+                    Some(_) => {}
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        })
+        .await;
+        assert!(stray.is_err(), "the sent-by host got {stray:?}");
+        let queries = dns.queries();
+        assert!(queries.contains(&format!("A group.{DOMAIN}")), "{queries:?}");
+        assert!(
+            !queries.iter().any(|q| q.contains(&format!("uac.{DOMAIN}")) || q.starts_with("SRV")),
+            "neither the sent-by name nor SRV: {queries:?}"
+        );
+        drop(decoy);
         manager.close().await;
     })
     .await;

@@ -9,10 +9,12 @@
 //!   next one is tried (RFC 3263 §4.3); held targets come back after the hold time, or when an
 //!   OPTIONS health check succeeds.
 //! - RFC 3261 §18.1.1: a request larger than the UDP threshold goes over TCP to the same
-//!   address, its top Via rewritten from UDP to TCP.
+//!   address; and whenever a request goes over another transport than its top Via names
+//!   (the size rule, RFC 3263 selection, failover, a flow of another kind), the Via's
+//!   transport is changed to match. Sent-by and branch are kept as the caller wrote them.
 //! - Responses ([`SendTo::Reply`]): RFC 3261 §18.2.2 — over the request's flow while it is
-//!   open, else to `received`/`rport`/sent-by (reconnecting for streams), and to a sent-by
-//!   name through RFC 3263 §5.
+//!   open, else to `maddr`/`received`/`rport`/sent-by (reconnecting for streams); a sent-by
+//!   name through RFC 3263 §5, a `maddr` name by its A/AAAA records at the sent-by port.
 //! - Throttling: an optional cap on requests per second per destination address.
 //!
 //! What it is not: a transaction layer. It does not retransmit or time transactions out; a
@@ -36,8 +38,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use sip_transport_api::{
-    Destination, Error, FlowId, Message, ReceivedMessage, Result, Transport, TransportEvent,
-    TransportKind, response_target,
+    Destination, Error, FlowId, Message, ReceivedMessage, ResponseHost, ResponseTarget, Result,
+    Transport, TransportEvent, TransportKind, response_target,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -172,7 +174,10 @@ pub struct Sent {
     pub flow: Option<FlowId>,
     /// Targets tried, this one included (more than 1 after failover).
     pub attempts: usize,
-    /// True when the top Via's transport was rewritten (UDP → TCP, RFC 3261 §18.1.1).
+    /// True when the request's top Via transport was rewritten to the one used, because it
+    /// named another (RFC 3261 §18.1.1: the UDP size rule, RFC 3263 selection or failover
+    /// picked another transport than the caller wrote). Only the transport token changes:
+    /// sent-by and branch are the caller's. Responses are never rewritten.
     pub via_rewritten: bool,
 }
 
@@ -609,7 +614,11 @@ impl Inner {
         }))
     }
 
-    /// One target: the transport of its kind, with RFC 3261 §18.1.1's move to TCP.
+    /// One target: the transport of its kind, with RFC 3261 §18.1.1's move to TCP. A request
+    /// whose top Via names another transport than the target's goes with the Via changed
+    /// (§18.1.1), its branch kept: each attempt starts from the caller's message, and the
+    /// caller's transaction layer matches responses by that branch (RFC 3263 §4.3's advice to
+    /// make a failed-over request a new transaction is the transaction layer's to follow).
     async fn send_to(&self, message: &Message, c: &Candidate) -> Result<Sent> {
         let oversized = message.is_request() && message.len() > self.config.udp_mtu_threshold;
         if c.kind == TransportKind::Udp && oversized {
@@ -617,14 +626,16 @@ impl Inner {
         }
         let (id, transport) = self.pick(c.kind, c.addr, None)?;
         let dest = c.destination();
-        match transport.send_message(message, &dest).await {
+        let rewritten = via::for_transport(message, c.kind)?;
+        let out = rewritten.as_ref().unwrap_or(message);
+        match transport.send_message(out, &dest).await {
             Ok(flow) => Ok(Sent {
                 transport: id,
                 kind: c.kind,
                 destination: Some(dest),
                 flow,
                 attempts: 1,
-                via_rewritten: false,
+                via_rewritten: rewritten.is_some(),
             }),
             Err(Error::UdpMessageTooLarge { .. }) if message.is_request() => {
                 self.udp_as_tcp(message, c).await
@@ -635,7 +646,8 @@ impl Inner {
 
     /// RFC 3261 §18.1.1: a request over the UDP size rule goes over TCP, top Via rewritten;
     /// if the TCP attempt is refused or reset, it goes over UDP after all, as that section
-    /// asks (the size rule waived for this send; the datagram maximum still holds).
+    /// asks (the size rule waived for this send; the datagram maximum still holds), its Via
+    /// saying UDP.
     async fn udp_as_tcp(&self, message: &Message, c: &Candidate) -> Result<Sent> {
         let too_large = Error::UdpMessageTooLarge {
             size: message.len(),
@@ -644,9 +656,12 @@ impl Inner {
         let Ok((id, tcp)) = self.pick(TransportKind::Tcp, c.addr, None) else {
             return Err(too_large);
         };
-        let rewritten = via::with_top_via_transport(message, TransportKind::Tcp)?;
+        let to_tcp = via::for_transport(message, TransportKind::Tcp)?;
         let dest = c.destination();
-        match tcp.send_message(&rewritten, &dest).await {
+        match tcp
+            .send_message(to_tcp.as_ref().unwrap_or(message), &dest)
+            .await
+        {
             Ok(flow) => {
                 inc(&self.counters.udp_to_tcp);
                 tracing::debug!(addr = %c.addr, len = message.len(), "request moved from UDP to TCP");
@@ -656,13 +671,16 @@ impl Inner {
                     destination: Some(dest),
                     flow,
                     attempts: 1,
-                    via_rewritten: true,
+                    via_rewritten: to_tcp.is_some(),
                 })
             }
             Err(e) if refused_or_reset(&e) => {
                 let udp_dest = dest.clone().with_udp_size_rule_waived();
+                let to_udp = via::for_transport(message, TransportKind::Udp)?;
                 if let Ok((uid, udp)) = self.pick(TransportKind::Udp, c.addr, None)
-                    && let Ok(flow) = udp.send_message(message, &udp_dest).await
+                    && let Ok(flow) = udp
+                        .send_message(to_udp.as_ref().unwrap_or(message), &udp_dest)
+                        .await
                 {
                     tracing::debug!(addr = %c.addr, len = message.len(), "TCP refused; large request sent over UDP");
                     return Ok(Sent {
@@ -671,7 +689,7 @@ impl Inner {
                         destination: Some(udp_dest),
                         flow,
                         attempts: 1,
-                        via_rewritten: false,
+                        via_rewritten: to_udp.is_some(),
                     });
                 }
                 Err(e)
@@ -681,15 +699,22 @@ impl Inner {
     }
 
     /// Over a known flow: the transport that has it (flow ids are unique in the process).
-    /// `None` when no transport has it open.
+    /// `None` when no transport has it open. A request's top Via follows the flow's
+    /// transport (RFC 3261 §18.1.1), as in [`send_to`](Self::send_to).
     async fn send_on_flow(&self, message: &Message, flow: FlowId) -> Result<Option<Sent>> {
         let streams: Vec<(TransportId, TransportKind, Arc<dyn Transport>)> = read(&self.transports)
             .iter()
             .filter(|e| e.kind.is_connection_oriented() && !e.transport.is_closed())
             .map(|e| (e.id, e.kind, Arc::clone(&e.transport)))
             .collect();
+        // The copy for one kind serves every transport of that kind tried after it.
+        let mut prepared: Option<(TransportKind, Option<Message>)> = None;
         for (id, kind, t) in streams {
-            match t.send_on_flow(flow, message).await {
+            if prepared.as_ref().is_none_or(|(k, _)| *k != kind) {
+                prepared = Some((kind, via::for_transport(message, kind)?));
+            }
+            let rewritten = prepared.as_ref().and_then(|(_, m)| m.as_ref());
+            match t.send_on_flow(flow, rewritten.unwrap_or(message)).await {
                 Ok(()) => {
                     return Ok(Some(Sent {
                         transport: id,
@@ -697,7 +722,7 @@ impl Inner {
                         destination: None,
                         flow: Some(flow),
                         attempts: 1,
-                        via_rewritten: false,
+                        via_rewritten: rewritten.is_some(),
                     }));
                 }
                 Err(Error::FlowClosed { .. }) => {}
@@ -708,7 +733,12 @@ impl Inner {
     }
 
     /// RFC 3261 §18.2.2 (with RFC 3581 §4): the request's flow while it is open; else the
-    /// address the top Via gives, reconnecting for streams; a sent-by name through RFC 3263 §5.
+    /// address the top Via gives, reconnecting for streams; a name through
+    /// [`reply_by_name`](Self::reply_by_name).
+    ///
+    /// A `maddr`'s TTL (`ResponseTarget::ttl`) is not applied: the UDP transport has no
+    /// per-send TTL, so a multicast group gets the socket's default (1, which is also the
+    /// RFC's default). Multicast itself is out of scope; the address is sent to like any other.
     async fn reply(
         &self,
         response: &Message,
@@ -721,8 +751,9 @@ impl Inner {
             return Ok(sent);
         }
         let target = response_target(response)?;
-        let Some(addr) = target.socket_addr() else {
-            return self.reply_by_name(response).await;
+        let addr = match &target.host {
+            ResponseHost::Ip(ip) => SocketAddr::new(*ip, target.port),
+            ResponseHost::Name(name) => return self.reply_by_name(response, name, &target).await,
         };
         let (id, transport) = self.pick(target.transport, addr, local)?;
         let mut dest = Destination::new(addr);
@@ -746,22 +777,43 @@ impl Inner {
         })
     }
 
-    /// RFC 3263 §5: a response whose Via sent-by is a name (and has no `received`): SRV for
-    /// the Via's transport unless a port is given, then A/AAAA; the targets in order.
-    async fn reply_by_name(&self, response: &Message) -> Result<Sent> {
+    /// A response whose target is the name `name` (RFC 3263 §5), the targets tried in order:
+    /// - a name in `maddr` (RFC 3261 §18.2.2: the response goes "to the address listed
+    ///   there, using the port indicated in sent-by", or the transport default): that name's
+    ///   A/AAAA records at `target.port`; the port is given, so no SRV;
+    /// - a sent-by name (no `received`): SRV for the Via's transport unless a port is given,
+    ///   then A/AAAA.
+    async fn reply_by_name(
+        &self,
+        response: &Message,
+        name: &str,
+        target: &ResponseTarget,
+    ) -> Result<Sent> {
+        // `response_target` gives a TTL exactly when the target is the Via's `maddr`.
+        let to_maddr = target.ttl.is_some();
         #[cfg(feature = "dns")]
         {
-            let sent_by = crate::uri::SentBy::from_via(&response.top_via()?)?;
+            use crate::uri::{Host, SentBy};
+            let sent_by = if to_maddr {
+                SentBy {
+                    host: Host::parse(name)?,
+                    port: Some(target.port),
+                    transport: target.transport,
+                }
+            } else {
+                SentBy::from_via(&response.top_via()?)?
+            };
             let found = self.resolver()?.resolve_response(&sent_by).await?;
             let candidates = found.into_iter().map(Candidate::from).collect();
             self.try_candidates(response, candidates).await
         }
         #[cfg(not(feature = "dns"))]
         {
-            let host = response.top_via()?.host().to_owned();
+            let _ = response;
+            let part = if to_maddr { "maddr" } else { "host" };
             Err(Error::InvalidDestination {
                 reason: format!(
-                    "Via host {host:?} needs DNS resolution (RFC 3263 §5): enable the `dns` feature"
+                    "Via {part} {name:?} needs DNS resolution (RFC 3263 §5): enable the `dns` feature"
                 ),
             })
         }

@@ -1,16 +1,39 @@
-//! Rewriting the transport of a request's top Via, for RFC 3261 §18.1.1: a request too large
-//! for UDP goes over TCP, and "if this causes a change in the transport protocol from the one
-//! indicated in the top Via, the value in the top Via MUST be changed".
+//! Rewriting the transport of a request's top Via, for RFC 3261 §18.1.1: "if this causes a
+//! change in the transport protocol from the one indicated in the top Via, the value in the
+//! top Via MUST be changed" — whether the change comes from the UDP size rule, from RFC 3263
+//! selection, or from failover to a target of another transport.
 //!
-//! Edits the bytes once (the token only; sent-by and parameters are kept) and frames the
-//! result again. Pure: no sockets.
+//! Edits the bytes once (the token only; sent-by, branch and other parameters are kept) and
+//! frames the result again. Pure: no sockets.
 
 use sip_transport_api::bytes::Bytes;
 use sip_transport_api::{Error, Limits, Message, Result, TransportKind};
 
+/// The request as it must go over `kind`: `Some` with the top Via's transport token changed
+/// when it names another transport, `None` when `message` goes as it is (the Via already
+/// names `kind`, in any case; a response, whose Via is the request's and is not ours to
+/// change; a request without a readable top Via, which is not ours to judge).
+///
+/// The sent-by is kept as the caller wrote it: the manager does not know the address a new
+/// connection will leave from, and responses to a stream request come back over its
+/// connection. The branch is kept too: the caller's transaction layer matches responses by it
+/// (RFC 3263 §4.3's advice to send a failed-over request as a new transaction, with a new
+/// branch, is the transaction layer's to follow, not the transport's).
+pub(crate) fn for_transport(message: &Message, kind: TransportKind) -> Result<Option<Message>> {
+    if !message.is_request() {
+        return Ok(None);
+    }
+    match message.top_via() {
+        Ok(via) if via.transport_kind() != Some(kind) => {
+            with_top_via_transport(message, kind).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Returns `message` with its top Via's transport token replaced by `kind`'s (`TCP`, ...).
 /// A message whose top Via already names `kind` is returned as is.
-pub(crate) fn with_top_via_transport(message: &Message, kind: TransportKind) -> Result<Message> {
+fn with_top_via_transport(message: &Message, kind: TransportKind) -> Result<Message> {
     let via = message.top_via()?;
     if via.transport_kind() == Some(kind) {
         return Ok(message.clone());
@@ -71,6 +94,39 @@ mod tests {
             with_top_via_transport(&r, TransportKind::Tcp).expect("same"),
             r
         );
+    }
+
+    #[test]
+    fn for_transport_rewrites_requests_only_when_the_kind_differs() {
+        let req = msg(
+            "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/udp h:5070;branch=z9hG4bK7\r\n\
+             Content-Length: 0\r\n\r\n",
+        );
+        assert_eq!(for_transport(&req, TransportKind::Udp).expect("ok"), None);
+        let tcp = for_transport(&req, TransportKind::Tcp)
+            .expect("ok")
+            .expect("rewritten");
+        let v = tcp.top_via().expect("via");
+        assert_eq!(
+            (v.transport(), v.host(), v.port()),
+            ("TCP", "h", Some(5070))
+        );
+        assert_eq!(v.branch(), Some("z9hG4bK7"));
+        // An unknown token differs from every kind we send over.
+        let sctp = msg(
+            "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/SCTP h;branch=z9hG4bK8\r\n\
+             Content-Length: 0\r\n\r\n",
+        );
+        let udp = for_transport(&sctp, TransportKind::Udp)
+            .expect("ok")
+            .expect("rewritten");
+        assert_eq!(udp.top_via().expect("via").transport(), "UDP");
+        // Responses follow the request's Via; a request without a Via is left alone.
+        let resp = msg("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK7\r\n\
+             Content-Length: 0\r\n\r\n");
+        assert_eq!(for_transport(&resp, TransportKind::Tcp).expect("ok"), None);
+        let bare = msg("OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(for_transport(&bare, TransportKind::Tcp).expect("ok"), None);
     }
 
     #[test]
