@@ -1,5 +1,6 @@
 //! Test certificates, generated at test time with rcgen: a CA, server certificates (good,
-//! expired, wrong name, from an unknown CA) and a client certificate, in memory and as PEM files.
+//! expired, wrong name, from an unknown CA, a wildcard, a `sip:` URI only) and a client
+//! certificate, in memory and as PEM files.
 //!
 //! Nothing is checked in and nothing is reused across runs: each [`TestPki::generate`] makes
 //! fresh keys and writes them to its own temporary folder (removed on drop), so openssl,
@@ -21,6 +22,13 @@ pub const CLIENT_DNS_NAME: &str = "client.sip-transport.test";
 pub const CLIENT_SIP_URI: &str = "sip:client.sip-transport.test";
 /// The only name [`TestPki::wrong_name_server`] is valid for.
 pub const WRONG_NAME: &str = "not-this-host.sip-transport.test";
+/// The only dNSName of [`TestPki::wildcard_server`]: a wildcard, which HTTPS (RFC 6125) would
+/// match against `a.wild.sip-transport.test` and SIP (RFC 5922 §7.2) matches against nothing.
+pub const WILDCARD_DNS_NAME: &str = "*.wild.sip-transport.test";
+/// The only subjectAltName of [`TestPki::sip_uri_server`] (RFC 5922 §7.1 domain identity).
+pub const SERVER_SIP_URI: &str = "sip:uri.sip-transport.test";
+/// The host of [`SERVER_SIP_URI`]: the SIP domain [`TestPki::sip_uri_server`] is valid for.
+pub const SERVER_SIP_DOMAIN: &str = "uri.sip-transport.test";
 
 /// One certificate with its private key: DER, PEM and the PEM files on disk.
 #[derive(Debug, Clone)]
@@ -55,6 +63,12 @@ pub struct TestPki {
     pub wrong_name_server: CertKey,
     /// Server certificate for the same names as `server`, signed by another CA nobody trusts.
     pub untrusted_server: CertKey,
+    /// Server certificate whose only dNSName is [`WILDCARD_DNS_NAME`], plus the iPAddress
+    /// `127.0.0.1` (so that a test can reach it verified by address), signed by the CA.
+    pub wildcard_server: CertKey,
+    /// Server certificate whose only subjectAltName is the URI [`SERVER_SIP_URI`] (no dNSName,
+    /// no iPAddress), signed by the CA.
+    pub sip_uri_server: CertKey,
     /// The folder holding every PEM file (removed on drop).
     pub dir: PathBuf,
 }
@@ -172,8 +186,30 @@ impl TestPki {
         );
         let untrusted_server = issue(
             "untrusted-server",
-            leaf_params("localhost", server_names(), server_eku),
+            leaf_params("localhost", server_names(), server_eku.clone()),
             &rogue,
+        );
+        let wildcard_server = issue(
+            "wildcard-server",
+            leaf_params(
+                WILDCARD_DNS_NAME,
+                vec![
+                    SanType::DnsName(WILDCARD_DNS_NAME.try_into().expect("valid DNS name")),
+                    SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                ],
+                server_eku.clone(),
+            ),
+            &ca,
+        );
+        let sip_uri_server = issue(
+            "sip-uri-server",
+            // The CN is no name at all: the URI is the certificate's only identity.
+            leaf_params(
+                "sip-uri-only test server",
+                vec![SanType::URI(SERVER_SIP_URI.try_into().expect("valid URI"))],
+                server_eku,
+            ),
+            &ca,
         );
 
         let ca_cert_pem = ca.pem();
@@ -187,6 +223,8 @@ impl TestPki {
             expired_server,
             wrong_name_server,
             untrusted_server,
+            wildcard_server,
+            sip_uri_server,
             dir,
         }
     }
@@ -215,6 +253,8 @@ mod tests {
             &pki.expired_server,
             &pki.wrong_name_server,
             &pki.untrusted_server,
+            &pki.wildcard_server,
+            &pki.sip_uri_server,
         ] {
             assert!(ck.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
             assert!(ck.key_pem.contains("PRIVATE KEY"));

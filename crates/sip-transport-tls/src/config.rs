@@ -64,7 +64,9 @@ pub enum ClientAuth {
     },
 }
 
-/// How outbound connections verify the server's certificate.
+/// How outbound connections verify the server's certificate. Both verifying choices check the
+/// server name by SIP's rules ([`SipServerCertVerifier`](crate::SipServerCertVerifier),
+/// RFC 5922 §7.1, §7.2: no wildcards, `sip:` URI identities), not HTTPS's.
 #[derive(Clone, Default)]
 pub enum ServerVerification {
     /// Against the Mozilla root program (`webpki-roots`). The default.
@@ -75,8 +77,9 @@ pub enum ServerVerification {
     /// No verification at all: any certificate, any name. Only through
     /// [`TlsConfig::dangerous_accept_any_server_certificate`]; never in production.
     DangerousAcceptAny,
-    /// A complete rustls client configuration made by the caller. The client-certificate
-    /// setting of `TlsConfig` does not apply.
+    /// A complete rustls client configuration made by the caller, its verifier included
+    /// (wrap a `WebPkiServerVerifier` in a [`SipServerCertVerifier`](crate::SipServerCertVerifier)
+    /// for SIP's name rules). The client-certificate setting of `TlsConfig` does not apply.
     Config(Arc<rustls::ClientConfig>),
 }
 
@@ -261,7 +264,9 @@ impl TlsConfig {
         self
     }
 
-    /// A caller-made rustls client configuration for outbound connections.
+    /// A caller-made rustls client configuration for outbound connections, used as given: its
+    /// own server certificate verifier decides, SIP's name rules only if it applies them
+    /// ([`SipServerCertVerifier`](crate::SipServerCertVerifier)).
     pub fn with_client_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.server_verification = ServerVerification::Config(config);
         self

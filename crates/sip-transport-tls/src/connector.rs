@@ -19,7 +19,8 @@ use tokio_rustls::{TlsAcceptor, TlsStream};
 
 use crate::TlsConfig;
 use crate::handshake_error::map_io_error;
-use crate::identity::{covers, peer_identity};
+use crate::identity::peer_identity;
+use crate::sip_names::covers;
 
 /// Runs TLS handshakes for a [`TlsTransport`](crate::TlsTransport): server side on accepted
 /// connections, client side (SNI and verification from `Destination::server_name`) on dialed
@@ -128,13 +129,15 @@ impl StreamConnector for TlsConnector {
         Some(Arc::new(peer_identity(leaf.as_ref())))
     }
 
-    /// A connection serves `name` when the peer's certificate covers it by the rules rustls
-    /// (webpki) verifies a server name with: an IP literal must equal an iPAddress SAN; a DNS
-    /// name must equal a dNSName SAN (ASCII case-insensitive), or match a `*.` wildcard SAN in
-    /// its whole first label. RFC 5922 §7.2 (the name a request's TLS connection is verified
-    /// for), RFC 5923 §6 (reusing a connection, inbound ones included, only for names the
-    /// peer's certificate covers). No certificate (an inbound peer without client auth), or
-    /// a name that is no valid TLS server name: false, so the transport dials and verifies.
+    /// A connection serves `name` when the peer's certificate covers it by the rules our
+    /// handshake verifies a server name with (one implementation, shared with
+    /// [`SipServerCertVerifier`](crate::SipServerCertVerifier)): an IP literal must equal an
+    /// iPAddress SAN; a DNS name must equal, ASCII case-insensitively, a SIP domain identity —
+    /// the host of a `sip:` URI SAN without user part, else a dNSName SAN — and never matches
+    /// a wildcard (RFC 5922 §7.1, §7.2). RFC 5923 §6: a connection, inbound ones included, is
+    /// reused only for names the peer's certificate covers. No certificate (an inbound peer
+    /// without client auth), or a name that is no valid TLS server name: false, so the
+    /// transport dials and verifies.
     fn serves_name(&self, info: &Self::PeerInfo, name: &str) -> bool {
         match (info, parse_server_name(name)) {
             (Some(identity), Ok(name)) => covers(identity, &name),

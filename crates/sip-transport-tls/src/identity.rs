@@ -3,15 +3,18 @@
 //!
 //! The reader below is a small, bounds-checked DER walker that knows exactly the path
 //! Certificate → tbsCertificate → extensions → subjectAltName. It never panics on malformed
-//! input: anything it cannot read yields no SAN entries (the fingerprint is always there).
-//! It does not verify anything; rustls has done that before this runs (unless the
-//! configuration dangerously disabled verification).
+//! input: anything it cannot read yields no SAN entries (the fingerprint is always there), so
+//! a name check on such a certificate fails. It verifies nothing itself: the server verifier
+//! reads the names with it once rustls has checked the chain, and the connector reads the
+//! identity of a peer rustls has verified (unless the configuration dangerously disabled
+//! verification). Which entries are SIP identities is [`crate::sip_names`]' business.
 
 use std::net::IpAddr;
 
-use rustls_pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use sip_transport_api::PeerIdentity;
+
+use crate::sip_names::AltNames;
 
 /// Builds the identity of a leaf certificate.
 pub(crate) fn peer_identity(leaf_der: &[u8]) -> PeerIdentity {
@@ -20,46 +23,29 @@ pub(crate) fn peer_identity(leaf_der: &[u8]) -> PeerIdentity {
     PeerIdentity::new(fingerprint, sans.dns, sans.ips, sans.uris)
 }
 
-/// Whether `identity`'s subjectAltNames cover `name`, as webpki matches a server name: an IP
-/// address against iPAddress entries only; a DNS name against dNSName entries, ASCII
-/// case-insensitively, a wildcard only as the whole first label of an entry with at least two
-/// more labels (`*.example.com`), matching exactly one non-empty label.
-pub(crate) fn covers(identity: &PeerIdentity, name: &ServerName<'_>) -> bool {
-    match name {
-        ServerName::IpAddress(ip) => {
-            let ip = IpAddr::from(*ip);
-            identity.ip_addresses.contains(&ip)
-        }
-        ServerName::DnsName(dns) => {
-            let name = dns.as_ref();
-            let name = name.strip_suffix('.').unwrap_or(name);
-            identity
-                .dns_names
-                .iter()
-                .any(|san| dns_name_matches(san.strip_suffix('.').unwrap_or(san), name))
-        }
-        _ => false,
-    }
+/// The subjectAltName entries of a leaf certificate, for name checks
+/// ([`crate::sip_names`]); none when they cannot be read.
+pub(crate) fn leaf_alt_names(leaf_der: &[u8]) -> Sans {
+    subject_alt_names(leaf_der).unwrap_or_default()
 }
 
-fn dns_name_matches(san: &str, name: &str) -> bool {
-    if let Some(suffix) = san.strip_prefix("*.") {
-        if !suffix.contains('.') || suffix.contains('*') {
-            return false;
-        }
-        return match name.split_once('.') {
-            Some((label, rest)) => !label.is_empty() && rest.eq_ignore_ascii_case(suffix),
-            None => false,
-        };
-    }
-    !san.contains('*') && san.eq_ignore_ascii_case(name)
-}
-
+/// The subjectAltName entries SIP cares about, owned.
 #[derive(Debug, Default, PartialEq)]
-struct Sans {
+pub(crate) struct Sans {
     dns: Vec<String>,
     ips: Vec<IpAddr>,
     uris: Vec<String>,
+}
+
+impl Sans {
+    /// The entries, borrowed for the name rules.
+    pub(crate) fn alt_names(&self) -> AltNames<'_> {
+        AltNames {
+            dns: &self.dns,
+            ips: &self.ips,
+            uris: &self.uris,
+        }
+    }
 }
 
 /// At most this many entries of each kind are kept: a certificate is peer-controlled input.
@@ -174,7 +160,9 @@ mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    use sip_transport_testkit::certs::{CLIENT_DNS_NAME, CLIENT_SIP_URI, TestPki};
+    use sip_transport_testkit::certs::{
+        CLIENT_DNS_NAME, CLIENT_SIP_URI, SERVER_SIP_URI, TestPki, WILDCARD_DNS_NAME,
+    };
 
     #[test]
     fn reads_server_and_client_sans() {
@@ -198,25 +186,13 @@ mod tests {
     }
 
     #[test]
-    fn covers_names_like_webpki() {
-        let id = PeerIdentity::new(
-            [0; 32],
-            vec!["sip.Example.com".into(), "*.wild.example.com".into()],
-            vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
-            vec![],
-        );
-        let dns = |n: &str| ServerName::try_from(n.to_owned()).expect("dns name");
-        let ip = |n: &str| ServerName::IpAddress(n.parse::<IpAddr>().expect("ip").into());
-        assert!(covers(&id, &dns("SIP.example.COM")));
-        assert!(covers(&id, &dns("a.wild.example.com")));
-        assert!(!covers(&id, &dns("wild.example.com")));
-        assert!(!covers(&id, &dns("a.b.wild.example.com")));
-        assert!(!covers(&id, &dns("other.example.com")));
-        assert!(!covers(&id, &dns("example.com")));
-        assert!(covers(&id, &ip("192.0.2.1")));
-        assert!(!covers(&id, &ip("192.0.2.2")));
-        let star = PeerIdentity::new([0; 32], vec!["*.com".into()], vec![], vec![]);
-        assert!(!covers(&star, &dns("example.com")));
+    fn reads_a_sip_uri_only_certificate() {
+        let pki = TestPki::generate();
+        let sans = leaf_alt_names(&pki.sip_uri_server.cert_der);
+        assert_eq!(sans.uris, vec![SERVER_SIP_URI.to_owned()]);
+        assert!(sans.dns.is_empty() && sans.ips.is_empty());
+        let wild = leaf_alt_names(&pki.wildcard_server.cert_der);
+        assert_eq!(wild.dns, vec![WILDCARD_DNS_NAME.to_owned()]);
     }
 
     #[test]

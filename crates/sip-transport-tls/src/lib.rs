@@ -13,7 +13,10 @@
 //!   [`TlsConfig::dangerous_accept_any_server_certificate`] — none), an optional client
 //!   certificate or a caller-made `rustls::ClientConfig`, keepalive.
 //! - SNI and name verification use `Destination::server_name` (the SIP URI host), falling back
-//!   to the destination's IP address (an IP subjectAltName).
+//!   to the destination's IP address (an IP subjectAltName). Names are matched by SIP's rules,
+//!   not HTTPS's ([`SipServerCertVerifier`], RFC 5922 §7.1, §7.2): a `sip:` URI subjectAltName
+//!   host, else a dNSName, exactly; no wildcards. A pooled connection serves another name only
+//!   when its certificate passes the same check.
 //! - [`map_handshake_error`] turns what rustls reports into the api's typed errors; public so
 //!   that other transports running rustls over their own streams (WSS) report the same errors.
 //! - The crypto provider is passed explicitly (`ring` by default, `aws-lc-rs` opt-in); this
@@ -48,10 +51,13 @@ mod identity;
 mod pem;
 mod provider;
 mod rustls_config;
+mod sip_names;
+mod verifier;
 
 pub use config::{CertifiedKeySource, ClientAuth, ServerIdentity, ServerVerification, TlsConfig};
 pub use connector::TlsConnector;
 pub use pem::PemSource;
+pub use verifier::SipServerCertVerifier;
 
 /// Maps an I/O error from a rustls stream (tokio-rustls handshake, read or write) to the api's
 /// `Error::TlsCertificate` / `Error::TlsHandshake` / `Error::Io`, as this crate reports them.

@@ -1,12 +1,15 @@
 //! Building rustls `ServerConfig` and `ClientConfig` from a [`TlsConfig`]: loads the PEM
 //! sources, picks the crypto provider explicitly (`builder_with_provider`), sets up
-//! client-certificate verification with `WebPkiClientVerifier` and server verification with
-//! webpki-roots, a CA bundle or (only when asked for by name) nothing.
+//! client-certificate verification with `WebPkiClientVerifier` and server verification against
+//! webpki-roots or a CA bundle with SIP's name rules ([`SipServerCertVerifier`]), or (only when
+//! asked for by name) no verification.
 //!
 //! Public so that other transports needing TLS (WSS, the facade) build the same configurations.
 
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -14,7 +17,7 @@ use sip_transport_api::{Error, Result};
 
 use crate::config::{CertifiedKeySource, ClientAuth, ServerIdentity, ServerVerification};
 use crate::danger::AcceptAnyServerCertificate;
-use crate::{TlsConfig, pem, provider};
+use crate::{SipServerCertVerifier, TlsConfig, pem, provider};
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
     Error::InvalidConfig {
@@ -78,26 +81,27 @@ impl TlsConfig {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| invalid("client protocol versions", e))?;
-        let builder = match &self.server_verification {
-            ServerVerification::WebPkiRoots => builder.with_root_certificates(RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            }),
-            ServerVerification::CaBundle(ca) => {
-                builder.with_root_certificates(pem::root_store(ca)?)
-            }
+        let verifier: Arc<dyn ServerCertVerifier> = match &self.server_verification {
+            ServerVerification::WebPkiRoots => sip_verifier(
+                RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                },
+                provider,
+            )?,
+            ServerVerification::CaBundle(ca) => sip_verifier(pem::root_store(ca)?, provider)?,
             ServerVerification::DangerousAcceptAny => {
                 tracing::warn!(
                     "TLS server certificate verification is DISABLED \
                      (dangerous_accept_any_server_certificate)"
                 );
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCertificate::new(
-                        provider,
-                    )))
+                Arc::new(AcceptAnyServerCertificate::new(provider))
             }
             ServerVerification::Config(c) => return Ok(Arc::clone(c)),
         };
+        // `dangerous()` is only rustls's door for a custom verifier: the SIP one skips nothing.
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
         let config = match &self.client_identity {
             None => builder.with_no_client_auth(),
             Some(source) => {
@@ -109,6 +113,18 @@ impl TlsConfig {
         };
         Ok(Arc::new(config))
     }
+}
+
+/// rustls's webpki verifier for the chain, SIP's rules for the name (RFC 5922 §7): rustls's
+/// own name check is HTTPS's (wildcards, no `sip:` URIs).
+fn sip_verifier(
+    roots: RootCertStore,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>> {
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| invalid("server certificate verifier", e))?;
+    Ok(Arc::new(SipServerCertVerifier::new(webpki)))
 }
 
 type Pair = (

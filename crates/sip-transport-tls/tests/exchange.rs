@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 use sip_transport_api::{Destination, Direction, Limits, Transport, TransportEvent, TransportKind};
 use sip_transport_testkit::certs::{CLIENT_DNS_NAME, CLIENT_SIP_URI, TestPki};
-use sip_transport_tls::{PemSource, TlsConfig};
+use sip_transport_tls::{PemSource, TlsConfig, rustls};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_and_response_both_ways() {
@@ -240,6 +242,38 @@ async fn caller_made_rustls_configs() {
     )
     .await
     .expect("send");
+    assert_eq!(
+        next_message(&mut cli_rx).await.message.status_code(),
+        Some(200)
+    );
+    cli.close().await;
+    srv.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_made_client_config_keeps_its_own_verifier() {
+    // A caller-made ClientConfig replaces ours, verifier included: rustls's own webpki
+    // verifier here, whose HTTPS name rules accept a wildcard that ours (RFC 5922) refuses.
+    let pki = TestPki::generate();
+    let (srv, srv_rx) = bind(server_config(&pki, &pki.wildcard_server)).await;
+    let _fwd = spawn_uas(Arc::clone(&srv), srv_rx);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca_cert_pem.as_bytes()).expect("CA PEM"))
+        .expect("CA");
+    let provider = TlsConfig::client().provider().expect("provider");
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (cli, mut cli_rx) = bind(TlsConfig::client().with_client_config(Arc::new(client))).await;
+    cli.send_message(
+        &options(srv.local_addr(), 1),
+        &Destination::new(srv.local_addr()).with_server_name("a.wild.sip-transport.test"),
+    )
+    .await
+    .expect("the caller's verifier accepts the wildcard");
     assert_eq!(
         next_message(&mut cli_rx).await.message.status_code(),
         Some(200)

@@ -1,6 +1,7 @@
 //! Connection reuse and TLS server names (RFC 5922 §7.2, RFC 5923 §6): a pooled connection is
-//! reused for a destination naming a server only if the peer's certificate covers that name;
-//! otherwise the transport dials and verifies the name itself.
+//! reused for a destination naming a server only if the peer's certificate covers that name by
+//! the rules the handshake verifies it with (no wildcards); otherwise the transport dials and
+//! verifies the name itself.
 
 mod common;
 
@@ -130,6 +131,43 @@ async fn a_single_name_certificate_serves_only_its_name() {
         assert!(!e.is_recoverable());
     }
     assert_eq!(exchange(&client, &mut rx, &good, 3).await, flow);
+    assert_eq!(client.connection_count(), 1);
+    client.close().await;
+    srv.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_does_not_let_a_pooled_connection_serve_a_name() {
+    // The certificate's only DNS name is `*.wild.sip-transport.test`, plus 127.0.0.1.
+    let pki = TestPki::generate();
+    let (srv, srv_rx) = bind(server_config(&pki, &pki.wildcard_server)).await;
+    let _fwd = spawn_uas(Arc::clone(&srv), srv_rx);
+    let (client, mut rx) = bind(client_config(&pki)).await;
+    let to = srv.local_addr();
+
+    // Verified by address: a pooled flow to the server.
+    let flow = exchange(&client, &mut rx, &Destination::new(to), 1).await;
+    // A name only the wildcard would cover (HTTPS rules) is not served by that flow: the
+    // transport dials, and the handshake refuses the name (RFC 5922 §7.2).
+    let wild = Destination::new(to).with_server_name("a.wild.sip-transport.test");
+    let e = client
+        .send_message(&options(client.local_addr(), 2), &wild)
+        .await
+        .expect_err("a wildcard covers no SIP name");
+    assert!(
+        matches!(
+            &e,
+            Error::TlsCertificate {
+                reason: CertificateProblem::NameMismatch { expected },
+                ..
+            } if expected == "a.wild.sip-transport.test"
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        exchange(&client, &mut rx, &Destination::new(to), 3).await,
+        flow
+    );
     assert_eq!(client.connection_count(), 1);
     client.close().await;
     srv.close().await;

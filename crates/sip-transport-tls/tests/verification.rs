@@ -1,8 +1,9 @@
 //! Certificate verification over real loopback handshakes: mutual TLS accepted with the right
 //! client certificate and refused without one (or with one from an unknown CA); servers with
-//! a wrong name, an expired certificate or an unknown CA refused. Every refusal is a typed,
-//! non-recoverable `Error::TlsCertificate`, on the side that refused and, where TLS tells it,
-//! on the side that was refused.
+//! a wrong name, an expired certificate or an unknown CA refused; server names matched by SIP's
+//! rules (RFC 5922 §7.1, §7.2: `sip:` URI identities, no wildcards), not HTTPS's. Every refusal
+//! is a typed, non-recoverable `Error::TlsCertificate`, on the side that refused and, where TLS
+//! tells it, on the side that was refused.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use common::*;
 use sip_transport_api::{CertificateProblem, Destination, Error, Transport, TransportEvent};
-use sip_transport_testkit::certs::{CertKey, TestPki, WRONG_NAME};
+use sip_transport_testkit::certs::{CertKey, SERVER_SIP_DOMAIN, TestPki, WRONG_NAME};
 use sip_transport_tls::{ClientAuth, PemSource, TlsConfig};
 
 fn problem(e: &Error) -> &CertificateProblem {
@@ -88,6 +89,68 @@ async fn wrong_ip_address_is_refused() {
         )
         .await;
     assert!(ok.is_ok(), "{ok:?}");
+    cli.close().await;
+    srv.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_certificate_is_refused() {
+    // HTTPS would accept `*.wild.sip-transport.test` for this name; RFC 5922 §7.2 forbids
+    // matching any form of wildcard.
+    let (e, server_side) =
+        refused_server(|p| &p.wildcard_server, "a.wild.sip-transport.test").await;
+    assert_eq!(
+        problem(&e),
+        &CertificateProblem::NameMismatch {
+            expected: "a.wild.sip-transport.test".into()
+        }
+    );
+    assert!(!e.is_recoverable());
+    assert_rejected_by_peer(&server_side);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_uri_certificate_is_accepted_for_its_domain() {
+    // The certificate's only subjectAltName is `URI:sip:uri.sip-transport.test`: its SIP
+    // domain identity (RFC 5922 §7.1), which HTTPS name rules do not know.
+    let pki = TestPki::generate();
+    let (srv, srv_rx) = bind(server_config(&pki, &pki.sip_uri_server)).await;
+    let _fwd = spawn_uas(Arc::clone(&srv), srv_rx);
+    let (cli, mut cli_rx) = bind(client_config(&pki)).await;
+    let to = srv.local_addr();
+    // Matched as a DNS name: case-insensitive, trailing dot ignored.
+    for (n, name) in [(1, SERVER_SIP_DOMAIN), (2, "URI.sip-transport.TEST.")] {
+        cli.send_message(
+            &options(to, n),
+            &Destination::new(to).with_server_name(name),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(
+            next_message(&mut cli_rx).await.message.status_code(),
+            Some(200),
+            "{name}"
+        );
+    }
+    // Other names and the bare address are not identities of this certificate.
+    let (other, _other_rx) = bind(client_config(&pki)).await;
+    for (n, dest) in [
+        (
+            3,
+            Destination::new(to).with_server_name("sip-transport.test"),
+        ),
+        (4, Destination::new(to)),
+    ] {
+        let e = other
+            .send_message(&options(to, n), &dest)
+            .await
+            .expect_err("not an identity of the certificate");
+        assert!(
+            matches!(problem(&e), CertificateProblem::NameMismatch { .. }),
+            "{dest:?}: {e:?}"
+        );
+    }
+    other.close().await;
     cli.close().await;
     srv.close().await;
 }
