@@ -64,9 +64,25 @@ pub enum ClientAuth {
     },
 }
 
+/// Which rules a verified server certificate's names follow (for [`ServerVerification`]'s
+/// verifying choices).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerNameRules {
+    /// SIP's (RFC 5922 §7.1, §7.2): `sip:` URI identities first, DNS names otherwise, never a
+    /// wildcard ([`SipServerCertVerifier`](crate::SipServerCertVerifier)). The default, for
+    /// SIP over TLS.
+    #[default]
+    Sip,
+    /// HTTPS's (RFC 6125 as webpki applies it: DNS and IP names, `*.` wildcards): for secure
+    /// WebSocket (RFC 7118 over RFC 6455), whose servers are web servers with web certificates.
+    Https,
+}
+
 /// How outbound connections verify the server's certificate. Both verifying choices check the
-/// server name by SIP's rules ([`SipServerCertVerifier`](crate::SipServerCertVerifier),
-/// RFC 5922 §7.1, §7.2: no wildcards, `sip:` URI identities), not HTTPS's.
+/// server name by [`TlsConfig::server_name_rules`]: SIP's by default
+/// ([`SipServerCertVerifier`](crate::SipServerCertVerifier), RFC 5922 §7.1, §7.2: no
+/// wildcards, `sip:` URI identities), not HTTPS's.
 #[derive(Clone, Default)]
 pub enum ServerVerification {
     /// Against the Mozilla root program (`webpki-roots`). The default.
@@ -110,6 +126,8 @@ pub struct TlsConfig {
     pub client_auth: ClientAuth,
     /// How we verify servers we connect to.
     pub server_verification: ServerVerification,
+    /// Which name rules a verified server certificate follows: SIP's (the default) or HTTPS's.
+    pub server_name_rules: ServerNameRules,
     /// Our certificate when a server asks for one (mutual TLS).
     pub client_identity: Option<CertifiedKeySource>,
     /// The rustls crypto provider; `None` uses the crate feature's (`aws-lc-rs` if enabled,
@@ -124,6 +142,7 @@ impl fmt::Debug for TlsConfig {
             .field("server_identity", &self.server_identity)
             .field("client_auth", &self.client_auth)
             .field("server_verification", &self.server_verification)
+            .field("server_name_rules", &self.server_name_rules)
             .field("client_identity", &self.client_identity)
             .field(
                 "crypto_provider",
@@ -141,6 +160,7 @@ impl Default for TlsConfig {
             server_identity: None,
             client_auth: ClientAuth::Off,
             server_verification: ServerVerification::WebPkiRoots,
+            server_name_rules: ServerNameRules::Sip,
             client_identity: None,
             crypto_provider: None,
         }
@@ -261,6 +281,13 @@ impl TlsConfig {
     /// without a verified certificate).
     pub fn dangerous_accept_any_server_certificate(mut self) -> Self {
         self.server_verification = ServerVerification::DangerousAcceptAny;
+        self
+    }
+
+    /// Sets [`TlsConfig::server_name_rules`]: `ServerNameRules::Https` for a secure WebSocket
+    /// client, which talks to web servers.
+    pub fn with_server_name_rules(mut self, rules: ServerNameRules) -> Self {
+        self.server_name_rules = rules;
         self
     }
 

@@ -54,7 +54,9 @@ mod rustls_config;
 mod sip_names;
 mod verifier;
 
-pub use config::{CertifiedKeySource, ClientAuth, ServerIdentity, ServerVerification, TlsConfig};
+pub use config::{
+    CertifiedKeySource, ClientAuth, ServerIdentity, ServerNameRules, ServerVerification, TlsConfig,
+};
 pub use connector::TlsConnector;
 pub use pem::PemSource;
 pub use verifier::SipServerCertVerifier;

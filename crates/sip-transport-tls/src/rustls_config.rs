@@ -15,7 +15,9 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use sip_transport_api::{Error, Result};
 
-use crate::config::{CertifiedKeySource, ClientAuth, ServerIdentity, ServerVerification};
+use crate::config::{
+    CertifiedKeySource, ClientAuth, ServerIdentity, ServerNameRules, ServerVerification,
+};
 use crate::danger::AcceptAnyServerCertificate;
 use crate::{SipServerCertVerifier, TlsConfig, pem, provider};
 
@@ -82,13 +84,16 @@ impl TlsConfig {
             .with_safe_default_protocol_versions()
             .map_err(|e| invalid("client protocol versions", e))?;
         let verifier: Arc<dyn ServerCertVerifier> = match &self.server_verification {
-            ServerVerification::WebPkiRoots => sip_verifier(
+            ServerVerification::WebPkiRoots => verifier(
                 RootCertStore {
                     roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
                 },
                 provider,
+                self.server_name_rules,
             )?,
-            ServerVerification::CaBundle(ca) => sip_verifier(pem::root_store(ca)?, provider)?,
+            ServerVerification::CaBundle(ca) => {
+                verifier(pem::root_store(ca)?, provider, self.server_name_rules)?
+            }
             ServerVerification::DangerousAcceptAny => {
                 tracing::warn!(
                     "TLS server certificate verification is DISABLED \
@@ -117,14 +122,20 @@ impl TlsConfig {
 
 /// rustls's webpki verifier for the chain, SIP's rules for the name (RFC 5922 §7): rustls's
 /// own name check is HTTPS's (wildcards, no `sip:` URIs).
-fn sip_verifier(
+/// The webpki verifier for `roots`, its name check replaced by SIP's unless HTTPS's rules are
+/// asked for.
+fn verifier(
     roots: RootCertStore,
     provider: Arc<CryptoProvider>,
+    rules: ServerNameRules,
 ) -> Result<Arc<dyn ServerCertVerifier>> {
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
         .map_err(|e| invalid("server certificate verifier", e))?;
-    Ok(Arc::new(SipServerCertVerifier::new(webpki)))
+    Ok(match rules {
+        ServerNameRules::Https => webpki,
+        ServerNameRules::Sip => Arc::new(SipServerCertVerifier::new(webpki)),
+    })
 }
 
 type Pair = (

@@ -10,14 +10,16 @@ use std::sync::Arc;
 
 use rustls::ClientConfig;
 use sip_transport_api::Result;
-use sip_transport_tls::{PemSource, TlsConfig};
+use sip_transport_tls::{PemSource, ServerNameRules, TlsConfig};
 
 use crate::ClientTls;
 
 /// Builds (or returns) the client configuration for `tls`. Reads a CA file now; errors are
 /// `Error::InvalidConfig` naming the file or problem.
 pub(crate) fn client_config(tls: &ClientTls) -> Result<Arc<ClientConfig>> {
-    let client = TlsConfig::client();
+    // A wss server is a web server with a web certificate: HTTPS's name rules (wildcards
+    // included), not SIP over TLS's (RFC 5922).
+    let client = TlsConfig::client().with_server_name_rules(ServerNameRules::Https);
     let config = match tls {
         ClientTls::WebPkiRoots => client.with_webpki_roots(),
         ClientTls::CaFile(path) => client.with_server_ca_file(path),

@@ -116,6 +116,31 @@ async fn wss_by_ip_and_client_only_transport() {
     server.close().await;
 }
 
+/// A wss server is a web server: its certificate's names follow HTTPS's rules, where a
+/// wildcard covers one label (SIP over TLS refuses wildcards, RFC 5922 §7.2; wss does not).
+#[tokio::test]
+async fn wss_accepts_a_wildcard_web_certificate() {
+    let cert = test_cert();
+    let wild = &cert.pki.wildcard_server;
+    let (server, events) =
+        bind(WsConfig::default().with_server_tls(server_config(&wild.cert_pem, &wild.key_pem)));
+    let (_rx, _task) = respond(server.clone(), events);
+    let (client, mut c_ev) = bind(WsConfig::wss_client(ClientTls::CaPem(
+        cert.pem.clone().into_bytes(),
+    )));
+    let dest = Destination::new(server.local_addr()).with_server_name("a.wild.sip-transport.test");
+    client
+        .send_message(&ws_options(5), &dest)
+        .await
+        .expect("a wildcard certificate serves a wss name");
+    assert_eq!(
+        next_message(&mut c_ev).await.message.status_code(),
+        Some(200)
+    );
+    client.close().await;
+    server.close().await;
+}
+
 #[tokio::test]
 async fn wss_certificate_not_trusted_is_refused() {
     let cert = test_cert();
