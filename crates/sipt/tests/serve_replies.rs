@@ -1,0 +1,118 @@
+//! How `sipt serve` sends its replies, against the real binary over loopback: a reply whose
+//! connection is gone and whose Via points at a host that never answers must not hold up the
+//! other clients (RFC 3261 §18.2.2's fallback dials the Via's address, which can take the
+//! connect timeout). `serve.rs`'s unit tests do the same deterministically, in process.
+//!
+//! The connection is reset right after the request, not closed by junk after it: a framing
+//! error after a request keeps the write side open for its answer (lingering close), so the
+//! reply still finds its flow.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Client, Read1, Server, options};
+
+/// A TCP listener that never completes a handshake: its accept queue (backlog 0: one
+/// connection) is full and nobody accepts, so Linux drops further SYNs and a connect to it
+/// hangs until the dialer's connect timeout (10 s in `sipt serve`). A listener that accepts
+/// and stays silent would not do for TCP: the connect completes at once and the reply is
+/// simply written into the socket.
+struct NeverAnswers {
+    addr: SocketAddr,
+    _listener: std::net::TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+impl NeverAnswers {
+    fn start() -> NeverAnswers {
+        let listener = listen_backlog_0();
+        let addr = listener.local_addr().expect("addr");
+        let mut fillers = Vec::new();
+        for _ in 0..8 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(s) => fillers.push(s),
+                Err(_) => {
+                    return NeverAnswers {
+                        addr,
+                        _listener: listener,
+                        _fillers: fillers,
+                    };
+                }
+            }
+        }
+        panic!("the accept queue of a backlog-0 listener never filled: this test needs Linux");
+    }
+}
+
+/// `listen(fd, 0)` through tokio's socket builder (std's `TcpListener::bind` uses 128).
+fn listen_backlog_0() -> std::net::TcpListener {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let l = sock.listen(0).expect("listen");
+        l.into_std().expect("std listener")
+    })
+}
+
+/// Sends `bytes` and resets the connection at once (SO_LINGER 0): the request is delivered,
+/// then its connection is gone before the reply can use it.
+fn send_and_reset(to: SocketAddr, bytes: &[u8]) {
+    let mut s = TcpStream::connect(to).expect("connect");
+    s.set_nodelay(true).ok();
+    s.write_all(bytes).expect("send");
+    let s = socket_with_linger_0(s);
+    drop(s);
+}
+
+fn socket_with_linger_0(s: TcpStream) -> tokio::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let _g = rt.enter();
+    s.set_nonblocking(true).expect("nonblocking");
+    let t = tokio::net::TcpStream::from_std(s).expect("tokio stream");
+    // Deprecated because a non-zero linger blocks on drop; zero sends the RST at once.
+    #[allow(deprecated)]
+    t.set_linger(Some(Duration::ZERO)).expect("linger");
+    t
+}
+
+#[test]
+fn a_reply_that_must_dial_a_silent_host_holds_up_no_one() {
+    let stall = NeverAnswers::start();
+    let srv = Server::start(&["tcp:127.0.0.1:0"], &["--quiet"]);
+    let addr = srv.addr("tcp");
+    // Requests whose Via names the silent host, each on a connection reset right after it:
+    // the reply finds its flow gone and must dial the Via's address (RFC 3261 §18.2.2).
+    // Several, because whether the reset is seen before the reply is a race (about half
+    // of them win it here).
+    for n in 0..16 {
+        send_and_reset(
+            addr,
+            &options("TCP", &stall.addr.to_string(), &format!("stall-{n}")),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // Another client is answered at once.
+    let mut c = Client::tcp(addr);
+    let started = Instant::now();
+    c.send(&options("TCP", "127.0.0.1:9", "victim"))
+        .expect("send");
+    let got = c.read_responses(1, Duration::from_secs(2));
+    assert_eq!(
+        got,
+        Read1::Responses(vec![200]),
+        "a second client waited {:?} behind the dial to {}",
+        started.elapsed(),
+        stall.addr
+    );
+}
