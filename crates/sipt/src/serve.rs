@@ -23,7 +23,7 @@ use tokio::sync::mpsc::Receiver;
 use crate::ServeArgs;
 use crate::listen::default_listeners;
 use crate::net;
-use crate::responder::{Reply, reply};
+use crate::responder::{Listener, Reply, reply};
 
 pub(crate) async fn run(args: ServeArgs) -> u8 {
     let specs = if !args.listen.is_empty() {
@@ -247,6 +247,18 @@ async fn send_reply(t: &Arc<dyn Transport>, resp: Message, m: &ReceivedMessage, 
     }
 }
 
+/// The listener `m` arrived on, for a Contact. A socket bound to an unspecified address
+/// (udp on 0.0.0.0) does not know which of its addresses the datagram was sent to: the one
+/// this host would use towards the client stands in (a syscall, so only for an INVITE, the
+/// one request whose reply carries a Contact).
+fn listener_of(m: &ReceivedMessage) -> Listener {
+    let mut addr = m.local;
+    if addr.ip().is_unspecified() && m.message.method() == Some("INVITE") {
+        addr.set_ip(net::local_ip_towards(m.source));
+    }
+    Listener { addr, kind: m.kind }
+}
+
 async fn respond_loop(
     t: Arc<dyn Transport>,
     mut rx: Receiver<TransportEvent>,
@@ -257,7 +269,7 @@ async fn respond_loop(
     while let Some(ev) = rx.recv().await {
         match ev {
             TransportEvent::Message(m) => {
-                let Reply::Respond(resp) = reply(&m.message, code) else {
+                let Reply::Respond(resp) = reply(&m.message, code, listener_of(&m)) else {
                     continue;
                 };
                 if !quiet {

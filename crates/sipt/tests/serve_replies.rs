@@ -2,6 +2,8 @@
 //! connection is gone and whose Via points at a host that never answers must not hold up the
 //! other clients (RFC 3261 §18.2.2's fallback dials the Via's address, which can take the
 //! connect timeout). `serve.rs`'s unit tests do the same deterministically, in process.
+//! And what a stateless UAS sends back (RFC 3261 §8.2.7): nothing to CANCEL, and a 2xx to
+//! INVITE with a Contact naming the listener it arrived on (§12.1.1, §13.3.1.4).
 //!
 //! The connection is reset right after the request, not closed by junk after it: a framing
 //! error after a request keeps the write side open for its answer (lingering close), so the
@@ -9,8 +11,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{Client, Read1, Server, options};
@@ -115,4 +117,77 @@ fn a_reply_that_must_dial_a_silent_host_holds_up_no_one() {
         started.elapsed(),
         stall.addr
     );
+}
+
+/// `options()` turned into another method (CSeq too).
+fn request(method: &str, via_proto: &str, via: &str, call_id: &str) -> Vec<u8> {
+    String::from_utf8(options(via_proto, via, call_id))
+        .expect("utf-8")
+        .replace("OPTIONS sip:", &format!("{method} sip:"))
+        .replace("1 OPTIONS", &format!("1 {method}"))
+        .into_bytes()
+}
+
+/// The header block of the next response on `s`, or `None` after `wait`.
+fn next_response(s: &mut TcpStream, wait: Duration) -> Option<String> {
+    s.set_read_timeout(Some(wait)).ok();
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => buf.push(b[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn cancel_is_ignored_and_invite_2xx_has_a_contact() {
+    let srv = Server::start(&["tcp:127.0.0.1:0", "udp:127.0.0.1:0"], &["--quiet"]);
+    let tcp = srv.addr("tcp");
+    let mut s = TcpStream::connect(tcp).expect("connect");
+    let me = s.local_addr().expect("addr").to_string();
+    // RFC 3261 §8.2.7: no answer to CANCEL; the next request on the connection is answered.
+    s.write_all(&request("CANCEL", "TCP", &me, "cancel-1"))
+        .expect("send");
+    s.write_all(&request("INVITE", "TCP", &me, "invite-1"))
+        .expect("send");
+    let resp = next_response(&mut s, Duration::from_secs(5)).expect("an answer");
+    assert_eq!(header(&resp, "Call-ID"), Some("invite-1"), "{resp}");
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    assert_eq!(
+        header(&resp, "Contact"),
+        Some(format!("<sip:{tcp};transport=tcp>").as_str()),
+        "{resp}"
+    );
+    assert_eq!(next_response(&mut s, Duration::from_millis(300)), None);
+
+    // Over UDP, the udp listener's address.
+    let udp = srv.addr("udp");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let me = sock.local_addr().expect("addr").to_string();
+    sock.send_to(&request("CANCEL", "UDP", &me, "cancel-2"), udp)
+        .expect("send");
+    sock.send_to(&request("INVITE", "UDP", &me, "invite-2"), udp)
+        .expect("send");
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("an answer");
+    let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert_eq!(header(&resp, "Call-ID"), Some("invite-2"), "{resp}");
+    assert_eq!(
+        header(&resp, "Contact"),
+        Some(format!("<sip:{udp};transport=udp>").as_str()),
+        "{resp}"
+    );
+    sock.set_read_timeout(Some(Duration::from_millis(300))).ok();
+    assert!(sock.recv_from(&mut buf).is_err(), "a second answer");
 }
