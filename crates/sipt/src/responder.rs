@@ -57,8 +57,10 @@ pub(crate) fn reason_phrase(code: u16) -> &'static str {
 }
 
 /// Decides and builds the reply to `msg`, which arrived on `here`: `code` for a well-formed
-/// request, 400 when a mandatory header is missing or the Request-URI has whitespace in it
-/// (RFC 4475 §3.1.2.8), 505 for a version other than SIP/2.0 (RFC 4475 §3.1.2.16).
+/// request; 400 when a mandatory header is missing, when Call-ID, From, To or CSeq appears
+/// more than once (RFC 4475 §3.3.8), when the CSeq method is not the request's (RFC 3261
+/// §8.1.1.5, RFC 4475 §3.1.2.17-18) or when the Request-URI has whitespace in it (RFC 4475
+/// §3.1.2.8); 505 for a version other than SIP/2.0 (RFC 4475 §3.1.2.16).
 pub(crate) fn reply(msg: &Message, code: u16, here: Listener) -> Reply {
     let Some(method) = msg.method() else {
         return Reply::Absorb;
@@ -72,7 +74,15 @@ pub(crate) fn reply(msg: &Message, code: u16, here: Listener) -> Reply {
         || msg.to_header().is_none()
         || msg.call_id().is_none()
         || msg.cseq().is_none();
+    // RFC 3261 §7.3.1: these take one value; two of them leave the request ambiguous.
+    let repeated = ["Call-ID", "From", "To", "CSeq"]
+        .iter()
+        .any(|name| msg.headers_named(name).nth(1).is_some());
+    // RFC 3261 §8.1.1.5: the CSeq method matches the request's (methods are case-sensitive).
+    let mismatched = msg.cseq().is_some_and(|c| c.method != method);
     let code = if missing
+        || repeated
+        || mismatched
         || msg.top_via().is_err()
         || msg
             .request_uri()
@@ -247,6 +257,24 @@ mod tests {
         assert_eq!(respond(&req(&v7), 200).status_code(), Some(505));
         let lws = OPTS.replace("sip:x@127.0.0.1 SIP", "sip:x@127.0.0.1; lr SIP");
         assert_eq!(respond(&req(&lws), 200).status_code(), Some(400));
+        // RFC 4475 §3.1.2.17 (mismatch01): the CSeq method is not the request's.
+        let mismatch = OPTS.replace("7 OPTIONS", "7 INVITE");
+        assert_eq!(respond(&req(&mismatch), 200).status_code(), Some(400));
+        let lower = OPTS.replace("7 OPTIONS", "7 options");
+        assert_eq!(respond(&req(&lower), 200).status_code(), Some(400));
+        // RFC 4475 §3.3.8 (multi01): one of the single-valued headers twice.
+        for dup in [
+            "Call-ID: abc\r\n",
+            "i: abd\r\n",
+            "From: <sip:a@c>;tag=f2\r\n",
+            "t: <sip:y@127.0.0.1>\r\n",
+            "CSeq: 8 OPTIONS\r\n",
+        ] {
+            let twice = OPTS.replace("Max-Forwards", &format!("{dup}Max-Forwards"));
+            assert_eq!(respond(&req(&twice), 200).status_code(), Some(400), "{dup}");
+        }
+        // Two Vias (and other multi-valued headers) are fine: OPTS has two.
+        assert_eq!(respond(&req(OPTS), 200).status_code(), Some(200));
         let no_via = OPTS
             .replace(
                 "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1;received=127.0.0.1;rport=5062\r\n",
