@@ -101,6 +101,38 @@ fn ping_exit_codes() {
 }
 
 #[test]
+fn ping_reports_send_errors_and_keeps_the_interval() {
+    // Nothing listens there: every TCP connect is refused at once.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let uri = format!("sip:127.0.0.1:{port};transport=tcp");
+    let started = std::time::Instant::now();
+    let (code, out, err) = sipt(&["ping", &uri, "--count", "3", "--interval", "300"]);
+    let took = started.elapsed();
+    assert_eq!(code, Some(1), "{out}{err}");
+    // Two intervals between three attempts.
+    assert!(took >= Duration::from_millis(590), "took {took:?}: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(l.starts_with(&format!("error seq={}: ", i + 1)), "{out}");
+        assert!(l.contains("refused"), "{out}");
+    }
+    assert!(!out.contains("timeout"), "{out}");
+    // JSON: the error says what happened.
+    let (code, out, _) = sipt(&["ping", &uri, "--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert!(v["status"].is_null(), "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("refused")),
+        "{v}"
+    );
+}
+
+#[test]
 fn bench_without_failures() {
     let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
     for uri in [
