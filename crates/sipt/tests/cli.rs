@@ -149,6 +149,29 @@ fn bench_without_failures() {
 }
 
 #[test]
+fn bench_rate_is_the_total_with_more_connections_than_rate() {
+    let srv = Server::start(&["udp:127.0.0.1:0"], &["--quiet"]);
+    let uri = format!("sip:{}", srv.addr("udp"));
+    let (code, out, err) = sipt(&[
+        "bench",
+        &uri,
+        "--rate",
+        "4",
+        "--connections",
+        "10",
+        "--duration",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("json line")).expect("json");
+    // 4/s for 2 s: 8 requests, whatever the number of connections (it was 1/s per connection).
+    let sent = v["sent"].as_u64().expect("sent");
+    assert!((7..=9).contains(&sent), "{v}");
+}
+
+#[test]
 fn serve_answers_sipp() {
     let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
     for (t, addr) in [
