@@ -3,7 +3,8 @@
 //! N connections (for UDP: N sockets), each a task with up to `--concurrency` transactions in
 //! flight, optionally paced to `--rate` per second overall. UDP requests are retransmitted on
 //! RFC 3261 timer E's schedule. Bounded by `--duration` and `--requests`; transactions still
-//! open at the end get `--timeout` to finish, then count as timed out.
+//! open at the end get `--timeout` to finish, then count as timed out. Latencies go into a
+//! fixed-size histogram per connection (`LatencyHistogram`), merged at the end.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use sip_transport::{Destination, Message, Transport, TransportEvent, TransportKind};
 use tokio::sync::mpsc::Receiver;
 
+use crate::histogram::LatencyHistogram;
 use crate::locate::locate;
 use crate::net;
 use crate::ping::{options, run_tag};
@@ -168,11 +170,11 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
             }
         })
     });
-    let mut latencies: Vec<u32> = Vec::new();
+    let mut latencies = LatencyHistogram::new();
     let mut last_answer: Option<Instant> = None;
     for h in handles {
         if let Ok((lat, last)) = h.await {
-            latencies.extend(lat);
+            latencies.merge(&lat);
             last_answer = last_answer.max(last);
         }
     }
@@ -186,14 +188,8 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     // Throughput over the time answers kept coming (the tail of timeouts excluded).
     let end = last_answer.unwrap_or_else(Instant::now);
     let elapsed = end.duration_since(start).max(Duration::from_millis(1));
-    latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        f64::from(latencies[i]) / 1000.0
-    };
+    // Milliseconds; within 0.4% of the exact value (see `LatencyHistogram`).
+    let pct = |p: f64| -> f64 { latencies.quantile(p) as f64 / 1000.0 };
     let sent = shared.sent.load(Relaxed);
     let ok = shared.ok.load(Relaxed);
     let rejected = shared.failed.load(Relaxed);
@@ -285,7 +281,7 @@ fn send_wake(now: Instant, paced_next: Option<Instant>, backoff_until: Instant) 
     }
 }
 
-async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (Vec<u32>, Option<Instant>) {
+async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (LatencyHistogram, Option<Instant>) {
     let Run {
         start,
         send_for,
@@ -295,7 +291,7 @@ async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (Vec<u32>, Option
     } = run;
     let stop_sending = start + send_for;
     let mut pending: HashMap<u64, Pending> = HashMap::with_capacity(concurrency as usize * 2);
-    let mut latencies = Vec::with_capacity(1 << 16);
+    let mut latencies = LatencyHistogram::new();
     let mut seq = 0u64;
     let mut last_answer = None;
     let tag = format!("{}w{}", w.tag, w.id);
@@ -380,7 +376,7 @@ async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (Vec<u32>, Option
                     let Some(n) = msg.call_id().and_then(|c| c.strip_prefix(tag.as_str())).and_then(|c| c.strip_prefix('-')).and_then(|c| c.split('@').next()).and_then(|c| c.parse::<u64>().ok()) else { continue };
                     if let Some(p) = pending.remove(&n) {
                         let l = p.sent.elapsed();
-                        latencies.push(u32::try_from(l.as_micros()).unwrap_or(u32::MAX));
+                        latencies.record(u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
                         last_answer = Some(Instant::now());
                         if (200..300).contains(&code) {
                             shared.ok.fetch_add(1, Relaxed);

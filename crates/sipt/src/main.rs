@@ -5,6 +5,7 @@
 //! the flags and output formats documented in `--help`.
 
 mod bench;
+mod histogram;
 mod listen;
 mod locate;
 mod net;
