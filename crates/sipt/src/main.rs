@@ -5,6 +5,7 @@
 //! the flags and output formats documented in `--help`.
 
 mod bench;
+mod histogram;
 mod listen;
 mod locate;
 mod net;
@@ -34,7 +35,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Answer every request (except ACK) with a final response, statelessly (RFC 3261 §8.2.6).
+    /// Answer every request (except ACK and CANCEL) with a final response, statelessly
+    /// (RFC 3261 §8.2.6, §8.2.7); a 2xx to INVITE names the listener in its Contact.
     Serve(ServeArgs),
     /// Send OPTIONS to a URI and print each reply with its round-trip time.
     Ping(PingArgs),

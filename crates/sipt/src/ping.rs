@@ -1,12 +1,15 @@
 //! `sipt ping`: OPTIONS health check. One line (or JSON object) per reply, with the status,
 //! who answered and the round-trip time. Over UDP the request is retransmitted on RFC 3261
-//! timer E's schedule (T1 doubling, capped at T2) until a final response or the timeout.
+//! timer E's schedule (T1 doubling, capped at T2) until a final response or the timeout. A
+//! request that could not be sent (a refused connection) is reported as such, and the next
+//! one still waits `--interval`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sip_transport::{Message, TransportEvent, TransportKind};
+use sip_transport::{Destination, Message, Transport, TransportEvent, TransportKind};
+use tokio::sync::mpsc::Receiver;
 
 use crate::PingArgs;
 use crate::locate::locate;
@@ -84,55 +87,32 @@ pub(crate) async fn run(args: PingArgs) -> u8 {
                 return usage(e);
             }
         };
-        let call_id = req.call_id().unwrap_or_default().to_owned();
         let start = Instant::now();
-        if let Err(e) = transport.send_message(&req, &dest).await {
-            if !e.is_recoverable() {
+        match transport.send_message(&req, &dest).await {
+            Err(e) if !e.is_recoverable() => {
                 transport.close().await;
                 return usage(format!("cannot send to {dest}: {e}"));
             }
-            report_timeout(&args, n, &format!("send failed: {e}"));
-            unanswered += 1;
-            continue;
-        }
-        let deadline = start + timeout;
-        let mut next_retransmit = start + T1;
-        let mut interval = T1;
-        let mut got_final = false;
-        while !got_final {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
+            // Reported as what it is, not as a timeout; the interval still holds, so --count
+            // attempts at a refusing target do not fire back to back.
+            Err(e) => {
+                unanswered += 1;
+                report_send_error(&args, n, &format!("cannot send: {e}"));
             }
-            let wake = if kind.is_reliable() {
-                deadline
-            } else {
-                next_retransmit.min(deadline)
-            };
-            match tokio::time::timeout(wake - now, events.recv()).await {
-                Ok(Some(TransportEvent::Message(m))) => {
-                    let msg = &m.message;
-                    if msg.call_id() != Some(call_id.as_str()) || !msg.is_response() {
-                        continue;
-                    }
-                    let code = msg.status_code().unwrap_or(0);
-                    report_reply(&args, n, msg, m.source, kind, start.elapsed());
-                    got_final = code >= 200;
+            Ok(_) => {
+                let wait = Wait {
+                    transport: &*transport,
+                    req: &req,
+                    dest: &dest,
+                    kind,
+                    start,
+                    deadline: start + timeout,
+                };
+                if !wait.for_final(&mut events, &args, n).await {
+                    unanswered += 1;
+                    report_timeout(&args, n, "no final response");
                 }
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(_) if !kind.is_reliable() && Instant::now() < deadline => {
-                    // RFC 3261 §17.1.2.2 timer E.
-                    let _ = transport.send_message(&req, &dest).await;
-                    interval = (interval * 2).min(T2);
-                    next_retransmit = Instant::now() + interval;
-                }
-                Err(_) => {}
             }
-        }
-        if !got_final {
-            unanswered += 1;
-            report_timeout(&args, n, "no final response");
         }
         if n < args.count {
             tokio::time::sleep(Duration::from_millis(args.interval)).await;
@@ -140,6 +120,64 @@ pub(crate) async fn run(args: PingArgs) -> u8 {
     }
     transport.close().await;
     u8::from(unanswered > 0)
+}
+
+/// One request sent, waiting for its final response.
+struct Wait<'a> {
+    transport: &'a dyn Transport,
+    req: &'a Message,
+    dest: &'a Destination,
+    kind: TransportKind,
+    start: Instant,
+    deadline: Instant,
+}
+
+impl Wait<'_> {
+    /// Reports every reply to the request until a final one (true) or the deadline (false),
+    /// retransmitting over UDP.
+    async fn for_final(
+        &self,
+        events: &mut Receiver<TransportEvent>,
+        args: &PingArgs,
+        n: u64,
+    ) -> bool {
+        let call_id = self.req.call_id().unwrap_or_default();
+        let mut next_retransmit = self.start + T1;
+        let mut interval = T1;
+        loop {
+            let now = Instant::now();
+            if now >= self.deadline {
+                return false;
+            }
+            let wake = if self.kind.is_reliable() {
+                self.deadline
+            } else {
+                next_retransmit.min(self.deadline)
+            };
+            match tokio::time::timeout(wake - now, events.recv()).await {
+                Ok(Some(TransportEvent::Message(m))) => {
+                    let msg = &m.message;
+                    if msg.call_id() != Some(call_id) || !msg.is_response() {
+                        continue;
+                    }
+                    let code = msg.status_code().unwrap_or(0);
+                    report_reply(args, n, msg, m.source, self.kind, self.start.elapsed());
+                    if code >= 200 {
+                        return true;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(_) if !self.kind.is_reliable() && Instant::now() < self.deadline => {
+                    // RFC 3261 §17.1.2.2 timer E.
+                    let _ = self.transport.send_message(self.req, self.dest).await;
+                    interval = (interval * 2).min(T2);
+                    next_retransmit = Instant::now() + interval;
+                }
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 fn report_reply(
@@ -168,6 +206,17 @@ fn report_reply(
             .map(|s| format!(" server=\"{s}\""))
             .unwrap_or_default();
         println!("{code} {reason} from {from} via {kind} seq={n} time={ms:.3} ms{server}");
+    }
+}
+
+fn report_send_error(args: &PingArgs, n: u64, why: &str) {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"seq": n, "status": null, "error": why})
+        );
+    } else {
+        println!("error seq={n}: {why}");
     }
 }
 

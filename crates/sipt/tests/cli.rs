@@ -101,6 +101,38 @@ fn ping_exit_codes() {
 }
 
 #[test]
+fn ping_reports_send_errors_and_keeps_the_interval() {
+    // Nothing listens there: every TCP connect is refused at once.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let uri = format!("sip:127.0.0.1:{port};transport=tcp");
+    let started = std::time::Instant::now();
+    let (code, out, err) = sipt(&["ping", &uri, "--count", "3", "--interval", "300"]);
+    let took = started.elapsed();
+    assert_eq!(code, Some(1), "{out}{err}");
+    // Two intervals between three attempts.
+    assert!(took >= Duration::from_millis(590), "took {took:?}: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(l.starts_with(&format!("error seq={}: ", i + 1)), "{out}");
+        assert!(l.contains("refused"), "{out}");
+    }
+    assert!(!out.contains("timeout"), "{out}");
+    // JSON: the error says what happened.
+    let (code, out, _) = sipt(&["ping", &uri, "--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert!(v["status"].is_null(), "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("refused")),
+        "{v}"
+    );
+}
+
+#[test]
 fn bench_without_failures() {
     let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
     for uri in [
@@ -114,6 +146,29 @@ fn bench_without_failures() {
             assert!(v.get(k).is_some(), "missing {k}: {v}");
         }
     }
+}
+
+#[test]
+fn bench_rate_is_the_total_with_more_connections_than_rate() {
+    let srv = Server::start(&["udp:127.0.0.1:0"], &["--quiet"]);
+    let uri = format!("sip:{}", srv.addr("udp"));
+    let (code, out, err) = sipt(&[
+        "bench",
+        &uri,
+        "--rate",
+        "4",
+        "--connections",
+        "10",
+        "--duration",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("json line")).expect("json");
+    // 4/s for 2 s: 8 requests, whatever the number of connections (it was 1/s per connection).
+    let sent = v["sent"].as_u64().expect("sent");
+    assert!((7..=9).contains(&sent), "{v}");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //!
 //! Expected outcomes follow the codec's torture tests (`sip-transport-api/tests/torture.rs`)
 //! for framing, and sipt's stateless responder for the status: 200, 400 (a mandatory header
-//! missing or unusable, whitespace in the Request-URI), 505 (SIP/7.0); responses and ACK get
-//! nothing. Framing failures get no answer; on TCP/TLS they close that connection (the next
+//! missing, repeated or unusable, a CSeq method that is not the request's, whitespace in the
+//! Request-URI), 505 (SIP/7.0); responses and ACK get nothing. Framing failures get no answer; on TCP/TLS they close that connection (the next
 //! message boundary is unknown), on WS and UDP only that message is lost (boundaries survive).
 //! Two files frame on a datagram but leave a stream waiting (`clerr`: body never completes,
 //! `baddn`: header block never ends); a stream gets no answer and stays open for the header
@@ -90,10 +90,14 @@ static RFC4475: &[(&str, Dg, St)] = &[
     ("lwsruri.dat", Answer(400), BAD),
     ("lwsstart.dat", Answer(200), OK),
     ("mcl01.dat", Reject, Close(&[])),
-    ("mismatch01.dat", Answer(200), OK),
-    ("mismatch02.dat", Answer(200), OK),
+    // RFC 4475 §3.1.2.17: the CSeq method is not the request's (RFC 3261 §8.1.1.5).
+    ("mismatch01.dat", Answer(400), BAD),
+    // RFC 4475 §3.1.2.18: 501 for the unknown method, 400 also acceptable; sipt answers every
+    // method, so the CSeq mismatch decides.
+    ("mismatch02.dat", Answer(400), BAD),
     ("mpart01.dat", Answer(200), OK),
-    ("multi01.dat", Answer(200), OK),
+    // RFC 4475 §3.3.8: two Call-IDs, Froms, Tos and CSeqs.
+    ("multi01.dat", Answer(400), BAD),
     ("ncl.dat", Reject, Close(&[])),
     ("noreason.dat", Absorb, RESP),
     ("novelsc.dat", Answer(200), OK),
