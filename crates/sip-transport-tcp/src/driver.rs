@@ -67,11 +67,14 @@ const PING: &[u8] = b"\r\n\r\n";
 const PONG: &[u8] = b"\r\n";
 
 /// `t + d`, or about 30 years after `t` when that overflows: a timeout configured as
-/// "never" (`Duration::MAX`) must not panic the connection task.
-fn after(t: Instant, d: Duration) -> Instant {
+/// "never" (`Duration::MAX`) must not panic a connection task. For every transport's timers
+/// (the WebSocket crate's too).
+pub fn deadline_after(t: Instant, d: Duration) -> Instant {
     const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
     t.checked_add(d).unwrap_or_else(|| t + NEVER)
 }
+
+use deadline_after as after;
 
 /// Where the keepalive cycle of an outbound flow is (RFC 5626 §4.4.1). One ping is in flight
 /// at a time: a second ping before the first is answered proves nothing more, would pile up in

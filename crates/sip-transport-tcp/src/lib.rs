@@ -59,6 +59,7 @@ mod transport;
 
 pub use config::{StreamConfig, StreamTransportConfig, TcpConfig};
 pub use connector::StreamConnector;
+pub use driver::deadline_after;
 pub use proxy::{IpPrefix, ProxyProtocolConfig};
 pub use tcp::{TcpConnector, TcpTransport};
 pub use transport::StreamTransport;

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use sip_transport_tcp::deadline_after as after;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
@@ -262,13 +263,6 @@ impl Io {
         }
         self.timer.as_mut().reset(next);
     }
-}
-
-/// `t + d`, or about 30 years after `t` when that overflows: a timeout configured as
-/// "never" (`Duration::MAX`) must not panic the connection task.
-fn after(t: Instant, d: Duration) -> Instant {
-    const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
-    t.checked_add(d).unwrap_or_else(|| t + NEVER)
 }
 
 /// Runs one open connection until it closes, then reports what it could not write and
@@ -574,14 +568,14 @@ fn io_reason(e: &WsError) -> CloseReason {
 /// Writes what was queued before the close began, then a Close frame, and flushes, bounded by
 /// the close grace period; the connection is dropped after, whatever the peer does.
 async fn send_close(io: &mut Io, code: CloseCode, reason: &'static str) {
-    let deadline = Instant::now() + io.shared.limits.close_grace;
+    let deadline = after(Instant::now(), io.shared.limits.close_grace);
     close_within(io, code, reason, deadline).await;
 }
 
 /// Our side closes: stop taking new messages, write what is queued, send a Close frame and
 /// wait for the peer's Close (RFC 6455 §7.1.2), all within the close grace period.
 async fn close_locally(io: &mut Io, code: CloseCode, reason: &'static str) -> CloseReason {
-    let deadline = Instant::now() + io.shared.limits.close_grace;
+    let deadline = after(Instant::now(), io.shared.limits.close_grace);
     if close_within(io, code, reason, deadline).await {
         let ws = &mut io.ws;
         let _ = tokio::time::timeout_at(deadline, async {
