@@ -69,17 +69,18 @@ pub(crate) fn reply(msg: &Message, code: u16, here: Listener) -> Reply {
     if method == "ACK" || method == "CANCEL" {
         return Reply::Absorb;
     }
+    let cseq = msg.cseq();
     let missing = msg.header("Via").is_none()
         || msg.from_header().is_none()
         || msg.to_header().is_none()
         || msg.call_id().is_none()
-        || msg.cseq().is_none();
+        || cseq.is_none();
     // RFC 3261 §7.3.1: these take one value; two of them leave the request ambiguous.
     let repeated = ["Call-ID", "From", "To", "CSeq"]
         .iter()
         .any(|name| msg.headers_named(name).nth(1).is_some());
     // RFC 3261 §8.1.1.5: the CSeq method matches the request's (methods are case-sensitive).
-    let mismatched = msg.cseq().is_some_and(|c| c.method != method);
+    let mismatched = cseq.is_some_and(|c| c.method != method);
     let code = if missing
         || repeated
         || mismatched
