@@ -202,14 +202,32 @@ pub(crate) fn local_ip_towards(dest: SocketAddr) -> IpAddr {
         .unwrap_or(unspecified.ip())
 }
 
-/// Formats an address for a Via sent-by (IPv6 bracketed).
+/// The Via sent-by (and From host) for requests leaving from `addr`. A client stream
+/// transport has no port of its own before it dials (its connection's port is the kernel's
+/// pick), so its sent-by names the host only: the responses come back over the connection
+/// (RFC 3261 §18.2.2), and a port of 0 would be invalid (`response_target` refuses it).
 pub(crate) fn sent_by(addr: SocketAddr) -> String {
-    addr.to_string()
+    match (addr.port(), addr.ip()) {
+        (0, IpAddr::V6(v6)) => format!("[{v6}]"),
+        (0, ip) => ip.to_string(),
+        _ => addr.to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sent_by_has_no_port_0() {
+        assert_eq!(
+            sent_by("127.0.0.1:5060".parse().expect("addr")),
+            "127.0.0.1:5060"
+        );
+        assert_eq!(sent_by("127.0.0.1:0".parse().expect("addr")), "127.0.0.1");
+        assert_eq!(sent_by("[::1]:0".parse().expect("addr")), "[::1]");
+        assert_eq!(sent_by("[::1]:7".parse().expect("addr")), "[::1]:7");
+    }
 
     #[test]
     fn fingerprint_of_self_signed() {
