@@ -161,12 +161,18 @@ fn build(msg: &Message, code: u16, contact: Option<&str>) -> Option<Message> {
     let tag = std::str::from_utf8(&hex).ok()?;
     let server = ("Server", "sipt");
     match contact {
-        Some(c) => msg.response(
-            code,
-            reason_phrase(code),
-            Some(tag),
-            &[("Contact", c), server],
-        ),
+        Some(c) => {
+            // RFC 3261 §12.1.1: a response that sets up a dialog copies every Record-Route
+            // value of the request, in order.
+            let routes: Vec<_> = msg
+                .headers_named("Record-Route")
+                .map(|h| h.value_unfolded())
+                .collect();
+            let mut extra = vec![("Contact", c)];
+            extra.extend(routes.iter().map(|r| ("Record-Route", r.as_ref())));
+            extra.push(server);
+            msg.response(code, reason_phrase(code), Some(tag), &extra)
+        }
         None => msg.response(code, reason_phrase(code), Some(tag), &[server]),
     }
     .ok()
@@ -393,5 +399,32 @@ mod tests {
         let r = respond(&bad, 200);
         assert_eq!(r.status_code(), Some(400));
         assert!(contact_of(&r).is_none());
+    }
+
+    /// RFC 3261 §12.1.1: the 2xx to INVITE copies every Record-Route value, in order; other
+    /// responses do not.
+    #[test]
+    fn invite_2xx_copies_the_record_routes_in_order() {
+        let m = invite("sip:x@127.0.0.1");
+        let with_routes = String::from_utf8_lossy(m.as_bytes()).replace(
+            "Max-Forwards: 70\r\n",
+            "Record-Route: <sip:p1.example.com;lr>\r\nMax-Forwards: 70\r\n\
+             Record-Route: <sip:p2.example.com;lr>;x=1, <sip:p3.example.com;lr>\r\n",
+        );
+        let m = req(&with_routes);
+        let routes = |r: &Message| -> Vec<String> {
+            r.headers_named("Record-Route")
+                .map(|h| h.value_unfolded().into_owned())
+                .collect()
+        };
+        let r = respond(&m, 200);
+        assert_eq!(
+            routes(&r),
+            [
+                "<sip:p1.example.com;lr>",
+                "<sip:p2.example.com;lr>;x=1, <sip:p3.example.com;lr>"
+            ]
+        );
+        assert!(routes(&respond(&m, 486)).is_empty());
     }
 }
