@@ -1,5 +1,6 @@
 //! `TransportManager` with RFC 3263 over real DNS (dnsmasq on loopback, via the testkit) and
-//! our own transports as responders: failover from a refusing SRV target, hold-back and
+//! our own transports as responders: failover from a refusing SRV target and from one with
+//! the wrong certificate, hold-back and
 //! re-admission by OPTIONS health check, the top Via following a failover to another
 //! transport (RFC 3261 §18.1.1), weighted and round-robin spread over two
 //! responders, a response to a Via sent-by name (RFC 3263 §5), and a response to a `maddr`
@@ -388,6 +389,82 @@ async fn response_to_a_maddr_name_goes_there_not_to_the_sent_by() {
             "neither the sent-by name nor SRV: {queries:?}"
         );
         drop(decoy);
+        manager.close().await;
+    })
+    .await;
+}
+
+/// RFC 3263 failover past a target whose certificate does not fit: the first SRV target
+/// presents a certificate for another name (`NameMismatch`, final for that target), the
+/// second one for the SIP domain. The request goes to the second; the verification name is
+/// the domain's (RFC 5922 §4.1) for both.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_past_a_target_with_the_wrong_certificate() {
+    use sip_transport::tls::{TlsConfig, TlsTransport};
+    use sip_transport_testkit::certs::{SERVER_SIP_DOMAIN, TestPki};
+    bounded(async {
+        let pki = TestPki::generate();
+        let listener = |cert: &sip_transport_testkit::certs::CertKey| {
+            TlsConfig::default()
+                .with_bind(([127, 0, 0, 1], 0).into())
+                .with_certificate_files(&cert.cert_path, &cert.key_path)
+        };
+        let bad = Responder::start(
+            TlsTransport::bind(listener(&pki.wrong_name_server))
+                .await
+                .expect("bad"),
+        );
+        let mut good = Responder::start(
+            TlsTransport::bind(listener(&pki.sip_uri_server))
+                .await
+                .expect("good"),
+        );
+        let domain = "sip-transport.test";
+        let zone = [
+            format!(
+                "--srv-host=_sips._tcp.{SERVER_SIP_DOMAIN},a.{domain},{},10,0",
+                bad.port()
+            ),
+            format!(
+                "--srv-host=_sips._tcp.{SERVER_SIP_DOMAIN},b.{domain},{},20,0",
+                good.port()
+            ),
+            format!("--host-record=a.{domain},127.0.0.1"),
+            format!("--host-record=b.{domain},127.0.0.1"),
+        ];
+        let Some(dns) = Dnsmasq::start(domain, &zone) else {
+            return;
+        };
+        let (manager, _events) =
+            TransportManager::new(ManagerConfig::default().with_resolver(resolver(&dns)))
+                .expect("manager");
+        manager
+            .add(
+                TlsTransport::bind(TlsConfig::client().with_server_ca_file(&pki.ca_cert_path))
+                    .await
+                    .expect("tls client"),
+            )
+            .expect("add");
+        let uri = format!("sips:svc@{SERVER_SIP_DOMAIN}");
+        let to = SendTo::uri(&uri).expect("uri");
+        let req = options_request(&uri, "TLS", "client.invalid", 1);
+        let sent = manager
+            .send_message(&req, to)
+            .await
+            .expect("failed over to the target whose certificate fits");
+        assert_eq!(sent.attempts, 2, "{}", dns.log());
+        assert_eq!(
+            sent.destination.as_ref().map(|d| d.addr.port()),
+            Some(good.port())
+        );
+        assert_eq!(
+            good.next_request().await.message.cseq().map(|c| c.seq),
+            Some(1)
+        );
+        // A certificate problem is not a reason to hold the target back for later sends.
+        assert!(manager.held_targets().is_empty());
+        drop(bad);
         manager.close().await;
     })
     .await;

@@ -590,9 +590,14 @@ impl Inner {
                 }
                 Err(e) => {
                     tracing::debug!(kind = %c.kind, addr = %c.addr, error = %e, "target failed");
+                    // Not worth retrying the same target, but the next one may do: another
+                    // transport, another address family, another certificate (each target's
+                    // certificate is checked against the same name, RFC 5922 §4.1).
                     let target_specific = matches!(
                         e,
-                        Error::TransportUnavailable { .. } | Error::AddressFamilyMismatch { .. }
+                        Error::TransportUnavailable { .. }
+                            | Error::AddressFamilyMismatch { .. }
+                            | Error::TlsCertificate { .. }
                     );
                     if !e.is_recoverable() && !target_specific {
                         return Err(e);
