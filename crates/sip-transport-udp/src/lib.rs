@@ -6,7 +6,8 @@
 //! - one SIP message per datagram, framed by the api crate's sans-IO
 //!   [`decode_datagram`](sip_transport_api::decode_datagram); requests get their top Via
 //!   stamped with `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4);
-//! - receiving reads into one reused `BytesMut` and hands out `Bytes` slices of it (no copy);
+//! - receiving reads into one reused 64 KiB window and copies each datagram into a `Bytes` of
+//!   its own size, so a message the application keeps holds only its own bytes;
 //! - when the application does not keep up, datagrams are dropped and counted, never queued
 //!   without bound;
 //! - requests over [`UdpConfig::mtu_threshold`] (1300 bytes) are refused so that the caller

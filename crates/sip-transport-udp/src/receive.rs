@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::Bytes;
 use sip_transport_api::stats::{add, dec, inc};
 use sip_transport_api::{
     Datagram, Error, ReceivedMessage, TransportEvent, TransportKind, decode_datagram,
@@ -25,11 +25,6 @@ use crate::transport::Shared;
 /// Bytes offered to each read. Larger than any UDP payload (65,527 over IPv6), so a datagram
 /// that fills it can only have been cut short by the OS.
 pub(crate) const RECV_WINDOW: usize = 65_536;
-
-/// Bytes reserved at once when less than a window is left. Datagrams are split off the same
-/// allocation, so one allocation serves many datagrams; the price is that a message the
-/// application keeps alive also keeps its chunk alive.
-const RECV_CHUNK: usize = 256 * 1024;
 
 /// Datagrams drained per readiness wakeup before yielding to other tasks, so that a flood on
 /// one socket cannot starve the runtime.
@@ -50,7 +45,12 @@ enum Drained {
 pub(crate) struct ReceiveLoop {
     shared: Arc<Shared>,
     events: mpsc::Sender<TransportEvent>,
-    buf: BytesMut,
+    /// One window, reused for every read. Each datagram is copied out of it into a buffer of
+    /// its own size: slices of a shared receive buffer would let one message the application
+    /// keeps (or one queued event) hold the whole buffer, a few hundred bytes pinning
+    /// hundreds of kilobytes (review finding). The copy of a datagram is small next to the
+    /// system call that read it.
+    buf: Box<[u8]>,
 }
 
 impl ReceiveLoop {
@@ -58,7 +58,7 @@ impl ReceiveLoop {
         ReceiveLoop {
             shared,
             events,
-            buf: BytesMut::with_capacity(RECV_CHUNK),
+            buf: vec![0; RECV_WINDOW].into_boxed_slice(),
         }
     }
 
@@ -85,11 +85,7 @@ impl ReceiveLoop {
     /// Reads datagrams until the socket would block or a batch is done.
     async fn drain(&mut self) -> ControlFlow<(), Drained> {
         for _ in 0..DRAIN_BATCH {
-            if self.buf.capacity() - self.buf.len() < RECV_WINDOW {
-                self.buf.reserve(RECV_CHUNK);
-            }
-            let mut window = (&mut self.buf).limit(RECV_WINDOW);
-            match self.shared.socket.try_recv_buf_from(&mut window) {
+            match self.shared.socket.try_recv_from(&mut self.buf) {
                 Ok((len, source)) => self.on_datagram(len, source)?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return ControlFlow::Continue(Drained::Empty);
@@ -101,7 +97,7 @@ impl ReceiveLoop {
     }
 
     fn on_datagram(&mut self, len: usize, source: SocketAddr) -> ControlFlow<()> {
-        let bytes = self.buf.split_to(len).freeze();
+        let bytes = Bytes::copy_from_slice(&self.buf[..len]);
         let counters = &self.shared.counters;
         add(&counters.bytes_received, len);
         let source = canonical(source);

@@ -294,3 +294,36 @@ async fn dual_stack_socket_serves_ipv4_with_plain_addresses() {
         .expect("event");
     assert!(matches!(resp, TransportEvent::Message(m) if m.message.status_code() == Some(200)));
 }
+
+/// A received message holds only its own bytes, not a slice of a receive buffer shared with
+/// other datagrams: an application that keeps a few messages (or a queue of events waiting for
+/// it) must not pin a large buffer each, whatever else arrived in between (big keepalives
+/// here). Responses are not stamped, so they come out as read.
+#[tokio::test]
+async fn a_kept_message_holds_only_its_own_bytes() {
+    let (client, _client_rx) = bind_v4();
+    let (server, mut server_rx) = bind_v4();
+    let dest = Destination::new(server.local_addr());
+    let raw = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("raw");
+    let mut kept = Vec::new();
+    for n in 0..20 {
+        let req = options_request("sip:x@127.0.0.1", "UDP", "127.0.0.1:9", n);
+        let resp = ok_response(&req);
+        client.send_message(&resp, &dest).await.expect("send");
+        // A 60,000-byte keepalive (CRLFs only) between messages: no event, but read.
+        raw.send_to(&vec![b'\n'; 60_000], server.local_addr())
+            .await
+            .expect("keepalive");
+        let got = next_message(&mut server_rx).await;
+        assert_eq!(got.message.status_code(), Some(200));
+        kept.push(got);
+    }
+    // Each message is the only owner of its allocation.
+    let only: Vec<bool> = kept
+        .into_iter()
+        .map(|m| m.message.into_bytes().is_unique())
+        .collect();
+    assert!(only.iter().all(|u| *u), "{only:?}");
+}
