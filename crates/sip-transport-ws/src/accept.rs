@@ -26,7 +26,7 @@ use sip_transport_api::{Direction, Error, FlowId, TransportEvent};
 use sip_transport_tls::map_handshake_error;
 
 use crate::connection::{ConnInfo, drive};
-use crate::registry::{Entry, Slot};
+use crate::registry::{Entry, Slot, canonical};
 use crate::shared::Shared;
 use crate::stream::WsIo;
 use crate::watched_io::WatchedIo;
@@ -43,7 +43,9 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, loca
             r = listener.accept() => r,
         };
         let (tcp, peer) = match accepted {
-            Ok(x) => x,
+            // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`: plain IPv4 in
+            // every event, as the TCP and UDP transports report them.
+            Ok((tcp, peer)) => (tcp, canonical(peer)),
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
                 warn!(error = %e, "accept failed");
@@ -93,7 +95,7 @@ async fn accept_one(
     shared: Arc<Shared>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let local = tcp.local_addr().unwrap_or(local);
+    let local = canonical(tcp.local_addr().unwrap_or(local));
     let mut shutdown = shared.shutdown.subscribe();
     let policy = shared.policy.clone();
     // Boxed: the handshake state (TLS session setup, HTTP buffers) is freed once done.

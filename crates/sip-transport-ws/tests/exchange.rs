@@ -384,3 +384,32 @@ async fn peer_that_stops_reading_fills_the_queue_then_times_out() {
         Err(Error::FlowClosed { .. })
     ));
 }
+
+/// A listener on `[::]` (dual stack) reports an IPv4 client as plain IPv4, in its events and
+/// in the message's source, as the TCP and UDP transports do.
+#[tokio::test]
+async fn dual_stack_listener_reports_ipv4_clients_as_ipv4() {
+    let any6: std::net::SocketAddr = "[::]:0".parse().expect("addr");
+    let Ok((server, mut events)) = sip_transport_ws::WsTransport::bind(WsConfig::new(any6)) else {
+        eprintln!("no IPv6 on this host; skipped");
+        return;
+    };
+    let v4: std::net::SocketAddr = ([127, 0, 0, 1], server.local_addr().port()).into();
+    let mut client = raw_client(v4, Some("sip")).await;
+    let peer = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(TransportEvent::ConnectionOpened { peer, .. }) = events.recv().await {
+                return peer;
+            }
+        }
+    })
+    .await
+    .expect("opened");
+    assert!(peer.is_ipv4(), "{peer}");
+    client.send(text_of(&ws_options(6))).await.expect("send");
+    let m = next_message(&mut events).await;
+    assert_eq!(m.source, peer);
+    assert!(m.local.is_ipv4(), "{}", m.local);
+    drop(client);
+    server.close().await;
+}
