@@ -16,9 +16,18 @@ impl IpPrefix {
     /// A prefix; `len` above the family's width (32 or 128) is clamped to it.
     pub fn new(addr: IpAddr, len: u8) -> Self {
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        IpPrefix {
-            addr,
-            len: len.min(max),
+        let len = len.min(max);
+        // An IPv4-mapped prefix (`::ffff:10.0.0.0/104`) is the IPv4 one it maps (10.0.0.0/8):
+        // addresses are compared in canonical form, so it would otherwise match nothing.
+        match addr {
+            IpAddr::V6(v6) if len >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => IpPrefix {
+                    addr: IpAddr::V4(v4),
+                    len: len - 96,
+                },
+                None => IpPrefix { addr, len },
+            },
+            _ => IpPrefix { addr, len },
         }
     }
 
@@ -71,7 +80,7 @@ impl FromStr for IpPrefix {
                 _ => return Err(format!("{s:?}: prefix length must be 0..={max}")),
             },
         };
-        Ok(IpPrefix::new(addr.to_canonical(), len))
+        Ok(IpPrefix::new(addr, len))
     }
 }
 
@@ -109,6 +118,22 @@ mod tests {
         );
         assert!(IpPrefix::loopback().iter().any(|p| p.contains(ip("::1"))));
         assert_eq!(h.to_string(), "192.0.2.1/32");
+    }
+
+    /// An IPv4-mapped prefix means the IPv4 prefix it maps, whether parsed or built (review
+    /// finding: it shrank to a single address).
+    #[test]
+    fn mapped_prefixes_are_their_ipv4_prefix() {
+        let p: IpPrefix = "::ffff:10.0.0.0/104".parse().expect("prefix");
+        assert_eq!(p.to_string(), "10.0.0.0/8");
+        assert!(p.contains(ip("10.0.0.5")) && p.contains(ip("::ffff:10.9.9.9")));
+        assert!(!p.contains(ip("11.0.0.1")));
+        let host: IpPrefix = "::ffff:192.0.2.1".parse().expect("host");
+        assert_eq!(host.to_string(), "192.0.2.1/32");
+        let built = IpPrefix::host(ip("::ffff:192.0.2.1"));
+        assert!(built.contains(ip("192.0.2.1")));
+        let all = IpPrefix::new(ip("::ffff:0.0.0.0"), 96);
+        assert!(all.contains(ip("203.0.113.9")));
     }
 
     #[test]
