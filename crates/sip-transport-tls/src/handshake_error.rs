@@ -89,8 +89,36 @@ fn certificate_problem(err: &CertificateError, expected_name: Option<&str>) -> C
             expected: expected_name.unwrap_or("?").to_owned(),
         },
         CertificateError::Revoked => CertificateProblem::Revoked,
-        other => CertificateProblem::Other(format!("{other:?}")),
+        other => CertificateProblem::Other(describe(other)),
     }
+}
+
+/// Words for the certificate problems `CertificateProblem` has no variant for, saying what is
+/// wrong and, where it is a common mistake, how to mend it. The rest as rustls names them.
+fn describe(err: &CertificateError) -> String {
+    let text = match err {
+        CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+            // `openssl req -x509` makes CA:TRUE certificates by default: a frequent surprise.
+            Some(webpki::Error::CaUsedAsEndEntity) => {
+                "the certificate is a CA certificate (basicConstraints CA:TRUE) used as the \
+                 server's own: use a leaf certificate (CA:FALSE) signed by a CA, e.g. \
+                 `openssl req -x509 ... -addext basicConstraints=critical,CA:FALSE`"
+            }
+            Some(webpki::Error::EndEntityUsedAsCa) => {
+                "a certificate in the chain signs another but is not a CA certificate \
+                 (basicConstraints CA:FALSE or missing)"
+            }
+            _ => return format!("{err:?}"),
+        },
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the certificate's extended key usage does not allow this use (TLS server or \
+             client authentication)"
+        }
+        CertificateError::BadSignature => "a signature in the certificate chain does not verify",
+        CertificateError::BadEncoding => "the certificate is malformed (bad DER)",
+        _ => return format!("{err:?}"),
+    };
+    text.to_owned()
 }
 
 #[cfg(test)]
@@ -173,5 +201,25 @@ mod tests {
             None,
         );
         assert!(matches!(e, Error::Io { .. }) && e.is_recoverable());
+    }
+
+    /// A CA certificate served as the server's own (the `openssl req -x509` default) is named
+    /// as such, with the mend, not as rustls's debug text.
+    #[test]
+    fn ca_as_end_entity_is_explained() {
+        let other = rustls::OtherError(std::sync::Arc::new(webpki::Error::CaUsedAsEndEntity));
+        let problem = certificate_problem(&CertificateError::Other(other), None);
+        let CertificateProblem::Other(text) = problem else {
+            panic!("{problem:?}")
+        };
+        assert!(
+            text.contains("CA certificate") && text.contains("CA:FALSE"),
+            "{text}"
+        );
+        let purpose = certificate_problem(&CertificateError::InvalidPurpose, None);
+        assert!(
+            purpose.to_string().contains("extended key usage"),
+            "{purpose}"
+        );
     }
 }
