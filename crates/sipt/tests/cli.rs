@@ -132,6 +132,74 @@ fn ping_reports_send_errors_and_keeps_the_interval() {
     );
 }
 
+/// A connection the peer closes or resets before answering is reported at once, as an error
+/// that says so, not as a timeout after `--timeout`; the interval still holds.
+#[test]
+fn ping_reports_a_closed_connection_at_once() {
+    // `sipt serve --proxy-protocol` resets a connection that does not start with a PROXY
+    // header.
+    let srv = Server::start(&["tcp:127.0.0.1:0"], &["--quiet", "--proxy-protocol"]);
+    let uri = format!("sip:{};transport=tcp", srv.addr("tcp"));
+    let started = std::time::Instant::now();
+    let (code, out, err) = sipt(&[
+        "ping",
+        &uri,
+        "--count",
+        "2",
+        "--interval",
+        "300",
+        "--timeout",
+        "10000",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {out}");
+    assert!(took >= Duration::from_millis(290), "took {took:?}: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(
+            l.starts_with(&format!("error seq={}: connection ", i + 1)),
+            "{out}"
+        );
+        assert!(l.contains("by the peer"), "{out}");
+    }
+    drop(srv);
+
+    // A listener that reads the request and closes (FIN): the same, and in JSON.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let closer = std::thread::spawn(move || {
+        use std::io::Read;
+        if let Ok((mut s, _)) = l.accept() {
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let (code, out, err) = sipt(&[
+        "ping",
+        &format!("sip:{addr};transport=tcp"),
+        "--timeout",
+        "10000",
+        "--json",
+    ]);
+    let took = started.elapsed();
+    closer.join().expect("closer");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert!(v["status"].is_null(), "{v}");
+    assert_eq!(v["error"], "connection closed by the peer", "{v}");
+}
+
 #[test]
 fn bench_without_failures() {
     let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
