@@ -340,7 +340,7 @@ async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (LatencyHistogram
                         shared
                             .fatal
                             .lock()
-                            .map(|mut f| *f = Some(e.to_string()))
+                            .map(|mut f| *f = Some(net::explain(&e)))
                             .ok();
                         shared.stop.store(true, Relaxed);
                     }

@@ -94,13 +94,13 @@ pub(crate) async fn run(args: PingArgs) -> u8 {
         match transport.send_message(&req, &dest).await {
             Err(e) if !e.is_recoverable() => {
                 transport.close().await;
-                return usage(format!("cannot send to {dest}: {e}"));
+                return usage(format!("cannot send to {dest}: {}", net::explain(&e)));
             }
             // Reported as what it is, not as a timeout; the interval still holds, so --count
             // attempts at a refusing target do not fire back to back.
             Err(e) => {
                 unanswered += 1;
-                report_send_error(&args, n, &format!("cannot send: {e}"));
+                report_send_error(&args, n, &format!("cannot send: {}", net::explain(&e)));
             }
             Ok(flow) => {
                 let wait = Wait {
@@ -197,7 +197,7 @@ impl Wait<'_> {
                     flow: Some(f),
                     error,
                     ..
-                })) if Some(f) == self.flow => flow_error = Some(error.to_string()),
+                })) if Some(f) == self.flow => flow_error = Some(net::explain(&error)),
                 Ok(Some(TransportEvent::ConnectionClosed { flow, reason, .. }))
                     if Some(flow) == self.flow =>
                 {

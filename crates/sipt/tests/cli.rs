@@ -293,6 +293,23 @@ fn serve_and_ping_tls() {
     let (code, out, err) = sipt(&["ping", &uri]);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // The error says which flags help, on one line, for ping and bench alike.
+    let port = srv.addr("tls").port();
+    let hint = "; hint: a self-signed server (such as `sipt serve` without --cert) needs \
+                --insecure, otherwise pass --ca FILE with the CA that signed the server's \
+                certificate";
+    let sips = format!("sips:127.0.0.1:{port}");
+    let (code, out, err) = sipt(&["ping", &sips]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("sipt ping: cannot send to "), "{err}");
+    assert!(err.contains("unknown certificate authority"), "{err}");
+    assert!(err.trim_end().ends_with(hint), "{err}");
+    let (code, out, err) = sipt(&["bench", &sips, "--duration", "1"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("sipt bench: "), "{err}");
+    assert!(last.ends_with(hint), "{err}");
     drop(srv);
 
     // A CA-issued certificate from files, verified by name with --ca.
