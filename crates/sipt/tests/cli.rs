@@ -240,6 +240,47 @@ fn bench_rate_is_the_total_with_more_connections_than_rate() {
 }
 
 #[test]
+fn bench_duration_0_runs_until_requests() {
+    // Both 0: nothing would end the run, a usage error.
+    let (code, out, err) = sipt(&[
+        "bench",
+        "sip:127.0.0.1:5060",
+        "--duration",
+        "0",
+        "--requests",
+        "0",
+    ]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("--duration 0 and --requests 0 would never stop"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+    // --duration 0 with --requests: exactly that many, however long they take (it used to
+    // be a 1 s run).
+    let srv = Server::start(&["udp:127.0.0.1:0"], &["--quiet"]);
+    let uri = format!("sip:{}", srv.addr("udp"));
+    let (code, out, err) = sipt(&[
+        "bench",
+        &uri,
+        "--duration",
+        "0",
+        "--requests",
+        "300",
+        "--rate",
+        "200",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("json line")).expect("json");
+    assert_eq!(v["sent"], 300, "{v}");
+    assert_eq!(v["ok"], 300, "{v}");
+    // 300 at 200/s: about 1.5 s, past the old 1 s cut.
+    assert!(v["duration_s"].as_f64().is_some_and(|d| d > 1.2), "{v}");
+}
+
+#[test]
 fn serve_answers_sipp() {
     let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
     for (t, addr) in [
