@@ -281,6 +281,36 @@ fn bench_duration_0_runs_until_requests() {
 }
 
 #[test]
+fn help_states_exit_codes_ports_and_quiet() {
+    let (code, out, _) = sipt(&["--help"]);
+    assert_eq!(code, Some(0));
+    for want in [
+        "  ping:  0 every request got a final response",
+        "  bench: 0 every transaction got a 2xx; 1 any non-2xx, send error or timeout, or no \
+         2xx at all;",
+        "  serve: 0 stopped by SIGINT or SIGTERM;",
+    ] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    let (_, out, _) = sipt(&["ping", "--help"]);
+    for want in [
+        "5060 for udp and tcp, 5061 for tls",
+        "80 for ws, 443 for wss",
+        "ws on 8080 and wss on 8443",
+        "Exit codes: 0 every request",
+    ] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    let (_, out, _) = sipt(&["serve", "--help"]);
+    assert!(out.contains("the line with its fingerprint"), "{out}");
+    let (_, out, _) = sipt(&["bench", "--help"]);
+    assert!(
+        out.contains("0: no time limit, stop after --requests"),
+        "{out}"
+    );
+}
+
+#[test]
 fn serve_answers_sipp() {
     let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
     for (t, addr) in [
