@@ -168,7 +168,7 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
                     "\r{el:6.1}s sent {} ok {} failed {} timeouts {} ({:.0} tx/s)   ",
                     shared.sent.load(Relaxed),
                     ok,
-                    shared.failed.load(Relaxed),
+                    shared.failed.load(Relaxed) + shared.send_errors.load(Relaxed),
                     shared.timeouts.load(Relaxed),
                     ok as f64 / el.max(0.001)
                 );
@@ -202,12 +202,15 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     let failed = rejected + send_errors;
     let timeouts = shared.timeouts.load(Relaxed);
     let tps = (ok + rejected) as f64 / elapsed.as_secs_f64();
-    println!(
-        "sent {sent}, answered {} (ok {ok}, non-2xx {rejected}), send errors {send_errors}, timed out {timeouts}, retransmits {} in {:.2} s",
-        ok + rejected,
-        shared.retransmits.load(Relaxed),
-        elapsed.as_secs_f64()
-    );
+    let counts = Counts {
+        sent,
+        ok,
+        rejected,
+        send_errors,
+        timeouts,
+        retransmits: shared.retransmits.load(Relaxed),
+    };
+    println!("{}", counts.line(elapsed));
     println!(
         "{tps:.0} transactions/s over {kind} with {connections} connection(s); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
         pct(0.50),
@@ -226,6 +229,38 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         println!("{v}");
     }
     u8::from(failed + timeouts > 0 || ok == 0)
+}
+
+/// The run's transaction counts, for the summary.
+struct Counts {
+    sent: u64,
+    ok: u64,
+    /// Answered with a non-2xx.
+    rejected: u64,
+    send_errors: u64,
+    timeouts: u64,
+    retransmits: u64,
+}
+
+impl Counts {
+    /// The first summary line. `failed` is non-2xx plus send errors, as in the JSON summary.
+    fn line(&self, elapsed: Duration) -> String {
+        let Counts {
+            sent,
+            ok,
+            rejected,
+            send_errors,
+            timeouts,
+            retransmits,
+        } = self;
+        format!(
+            "sent {sent}, answered {} (ok {ok}, non-2xx {rejected}), send errors {send_errors}, \
+             failed {}, timed out {timeouts}, retransmits {retransmits} in {:.2} s",
+            ok + rejected,
+            rejected + send_errors,
+            elapsed.as_secs_f64()
+        )
+    }
 }
 
 fn usage(e: String) -> u8 {
@@ -486,6 +521,23 @@ mod tests {
         assert_eq!(send_window(0, 100), Ok(None));
         let e = send_window(0, 0).expect_err("unbounded");
         assert!(e.contains("--duration") && e.contains("--requests"), "{e}");
+    }
+
+    #[test]
+    fn summary_line_counts_failed_as_non_2xx_plus_send_errors() {
+        let c = Counts {
+            sent: 10,
+            ok: 5,
+            rejected: 2,
+            send_errors: 1,
+            timeouts: 2,
+            retransmits: 3,
+        };
+        assert_eq!(
+            c.line(Duration::from_millis(1500)),
+            "sent 10, answered 7 (ok 5, non-2xx 2), send errors 1, failed 3, timed out 2, \
+             retransmits 3 in 1.50 s"
+        );
     }
 
     #[test]

@@ -276,6 +276,12 @@ fn bench_duration_0_runs_until_requests() {
         serde_json::from_str(out.lines().last().expect("json line")).expect("json");
     assert_eq!(v["sent"], 300, "{v}");
     assert_eq!(v["ok"], 300, "{v}");
+    // The text summary names "failed" as the JSON does.
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("sent 300, answered 300 (ok 300, non-2xx 0), send errors 0, failed 0, timed out 0, retransmits "),
+        "{out}"
+    );
     // 300 at 200/s: about 1.5 s, past the old 1 s cut.
     assert!(v["duration_s"].as_f64().is_some_and(|d| d > 1.2), "{v}");
 }
