@@ -2,8 +2,9 @@
 //!
 //! N connections (for UDP: N sockets), each a task with up to `--concurrency` transactions in
 //! flight, optionally paced to `--rate` per second overall. UDP requests are retransmitted on
-//! RFC 3261 timer E's schedule. Bounded by `--duration` and `--requests`; transactions still
-//! open at the end get `--timeout` to finish, then count as timed out. Latencies go into a
+//! RFC 3261 timer E's schedule. Bounded by `--duration` and `--requests` (either may be 0, for
+//! no bound of that kind, but not both); transactions still open at the end get `--timeout` to
+//! finish, then count as timed out. Latencies go into a
 //! fixed-size histogram per connection (`LatencyHistogram`), merged at the end.
 
 use std::collections::HashMap;
@@ -33,10 +34,11 @@ pub(crate) struct BenchArgs {
     /// Transactions per second to offer in total (0: as fast as responses come back).
     #[arg(long, default_value_t = 0)]
     pub(crate) rate: u64,
-    /// Seconds to send for.
+    /// Seconds to send for (0: no time limit, stop after --requests, which must then be > 0).
     #[arg(long, default_value_t = 10)]
     pub(crate) duration: u64,
-    /// Stop after this many transactions (0: no limit but --duration).
+    /// Stop after this many transactions (0: no limit, stop after --duration, which must then
+    /// be > 0).
     #[arg(long, default_value_t = 0)]
     pub(crate) requests: u64,
     /// Connections (UDP: sockets) to spread the load over.
@@ -88,6 +90,10 @@ struct Pending {
 }
 
 pub(crate) async fn run(args: BenchArgs) -> u8 {
+    let send_for = match send_window(args.duration, args.requests) {
+        Ok(d) => d,
+        Err(e) => return usage(e),
+    };
     let target = match parse_target(&args.uri) {
         Ok(t) => t,
         Err(e) => return usage(e),
@@ -128,7 +134,6 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         });
     }
     let concurrency = args.concurrency.max(1);
-    let send_for = Duration::from_secs(args.duration.max(1));
     let timeout = Duration::from_millis(args.timeout.max(1));
     let start = Instant::now();
     let mut handles = Vec::new();
@@ -163,7 +168,7 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
                     "\r{el:6.1}s sent {} ok {} failed {} timeouts {} ({:.0} tx/s)   ",
                     shared.sent.load(Relaxed),
                     ok,
-                    shared.failed.load(Relaxed),
+                    shared.failed.load(Relaxed) + shared.send_errors.load(Relaxed),
                     shared.timeouts.load(Relaxed),
                     ok as f64 / el.max(0.001)
                 );
@@ -197,12 +202,15 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     let failed = rejected + send_errors;
     let timeouts = shared.timeouts.load(Relaxed);
     let tps = (ok + rejected) as f64 / elapsed.as_secs_f64();
-    println!(
-        "sent {sent}, answered {} (ok {ok}, non-2xx {rejected}), send errors {send_errors}, timed out {timeouts}, retransmits {} in {:.2} s",
-        ok + rejected,
-        shared.retransmits.load(Relaxed),
-        elapsed.as_secs_f64()
-    );
+    let counts = Counts {
+        sent,
+        ok,
+        rejected,
+        send_errors,
+        timeouts,
+        retransmits: shared.retransmits.load(Relaxed),
+    };
+    println!("{}", counts.line(elapsed));
     println!(
         "{tps:.0} transactions/s over {kind} with {connections} connection(s); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
         pct(0.50),
@@ -223,9 +231,53 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     u8::from(failed + timeouts > 0 || ok == 0)
 }
 
+/// The run's transaction counts, for the summary.
+struct Counts {
+    sent: u64,
+    ok: u64,
+    /// Answered with a non-2xx.
+    rejected: u64,
+    send_errors: u64,
+    timeouts: u64,
+    retransmits: u64,
+}
+
+impl Counts {
+    /// The first summary line. `failed` is non-2xx plus send errors, as in the JSON summary.
+    fn line(&self, elapsed: Duration) -> String {
+        let Counts {
+            sent,
+            ok,
+            rejected,
+            send_errors,
+            timeouts,
+            retransmits,
+        } = self;
+        format!(
+            "sent {sent}, answered {} (ok {ok}, non-2xx {rejected}), send errors {send_errors}, \
+             failed {}, timed out {timeouts}, retransmits {retransmits} in {:.2} s",
+            ok + rejected,
+            rejected + send_errors,
+            elapsed.as_secs_f64()
+        )
+    }
+}
+
 fn usage(e: String) -> u8 {
     eprintln!("sipt bench: {e}");
     2
+}
+
+/// How long to send for (`None`: until `--requests` are used up), from `--duration` and
+/// `--requests`; one of them must bound the run.
+fn send_window(duration: u64, requests: u64) -> Result<Option<Duration>, String> {
+    match (duration, requests) {
+        (0, 0) => Err("--duration 0 and --requests 0 would never stop: \
+                       give one of them a value > 0"
+            .into()),
+        (0, _) => Ok(None),
+        (s, _) => Ok(Some(Duration::from_secs(s))),
+    }
 }
 
 /// Takes one transaction from the global budget (`--requests`).
@@ -261,7 +313,8 @@ impl Pacing {
 /// The settings every worker shares (its pacing is its own).
 struct Run {
     start: Instant,
-    send_for: Duration,
+    /// `None`: no time limit (the run ends when `--requests` are used up).
+    send_for: Option<Duration>,
     timeout: Duration,
     concurrency: u64,
     pacing: Option<Pacing>,
@@ -289,7 +342,7 @@ async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (LatencyHistogram
         concurrency,
         pacing,
     } = run;
-    let stop_sending = start + send_for;
+    let stop_sending = send_for.map(|d| start + d);
     let mut pending: HashMap<u64, Pending> = HashMap::with_capacity(concurrency as usize * 2);
     let mut latencies = LatencyHistogram::new();
     let mut seq = 0u64;
@@ -302,10 +355,10 @@ async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (LatencyHistogram
     let mut backoff_until = start;
     loop {
         let now = Instant::now();
-        let sending = now < stop_sending && !shared.stop.load(Relaxed);
+        let sending = stop_sending.is_none_or(|t| now < t) && !shared.stop.load(Relaxed);
         // Fill the window.
         while sending
-            && Instant::now() < stop_sending
+            && stop_sending.is_none_or(|t| Instant::now() < t)
             && Instant::now() >= backoff_until
             && (pending.len() as u64) < concurrency
             && pace.is_none_or(|_| Instant::now() >= next_send)
@@ -340,7 +393,7 @@ async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (LatencyHistogram
                         shared
                             .fatal
                             .lock()
-                            .map(|mut f| *f = Some(e.to_string()))
+                            .map(|mut f| *f = Some(net::explain(&e)))
                             .ok();
                         shared.stop.store(true, Relaxed);
                     }
@@ -356,8 +409,9 @@ async fn work(mut w: Worker, shared: Arc<Shared>, run: Run) -> (LatencyHistogram
         if !sending && pending.is_empty() {
             break;
         }
-        let give_up = stop_sending + timeout;
-        if !sending && now >= give_up {
+        // Without a time limit, each open transaction's own timeout (below) ends the run.
+        let give_up = stop_sending.map(|t| t + timeout);
+        if !sending && give_up.is_some_and(|g| now >= g) {
             shared.timeouts.fetch_add(pending.len() as u64, Relaxed);
             break;
         }
@@ -461,6 +515,32 @@ mod tests {
     }
 
     #[test]
+    fn duration_0_means_no_time_limit_when_requests_bound_the_run() {
+        assert_eq!(send_window(5, 0), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(send_window(5, 100), Ok(Some(Duration::from_secs(5))));
+        assert_eq!(send_window(0, 100), Ok(None));
+        let e = send_window(0, 0).expect_err("unbounded");
+        assert!(e.contains("--duration") && e.contains("--requests"), "{e}");
+    }
+
+    #[test]
+    fn summary_line_counts_failed_as_non_2xx_plus_send_errors() {
+        let c = Counts {
+            sent: 10,
+            ok: 5,
+            rejected: 2,
+            send_errors: 1,
+            timeouts: 2,
+            retransmits: 3,
+        };
+        assert_eq!(
+            c.line(Duration::from_millis(1500)),
+            "sent 10, answered 7 (ok 5, non-2xx 2), send errors 1, failed 3, timed out 2, \
+             retransmits 3 in 1.50 s"
+        );
+    }
+
+    #[test]
     fn send_wake_honours_the_back_off() {
         let now = Instant::now();
         let backoff = now + Duration::from_millis(20);
@@ -526,7 +606,7 @@ mod tests {
             shared.budget.store(u64::MAX, Relaxed);
             let run = Run {
                 start: Instant::now(),
-                send_for: Duration::from_secs(1),
+                send_for: Some(Duration::from_secs(1)),
                 timeout: Duration::from_millis(100),
                 concurrency: 8,
                 pacing: Pacing::of(1000, 1, 0),

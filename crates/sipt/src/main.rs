@@ -20,13 +20,40 @@ use clap::{Args, Parser, Subcommand};
 
 use listen::ListenSpec;
 
+// Each subcommand's exit codes, as its `run` returns them; the top-level help lists all three.
+macro_rules! serve_exit_codes {
+    () => {
+        "0 stopped by SIGINT or SIGTERM; 2 usage error, or a listener, certificate or key that \
+         cannot be used."
+    };
+}
+macro_rules! ping_exit_codes {
+    () => {
+        "0 every request got a final response (any status, 200-699); 1 some request got none: \
+         it timed out, could not be sent (refused, reset) or its connection closed first; \
+         2 usage, resolution or certificate error, or the transport could not be opened."
+    };
+}
+macro_rules! bench_exit_codes {
+    () => {
+        "0 every transaction got a 2xx; 1 any non-2xx, send error or timeout, or no 2xx at all; \
+         2 usage, resolution or certificate error, or a transport could not be opened."
+    };
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "sipt",
     version,
     about = "SIP transport tool: a stateless responder, an OPTIONS pinger and a load generator over UDP, TCP, TLS, WS and WSS",
     long_about = None,
-    after_help = "Logging: set RUST_LOG (e.g. RUST_LOG=sip_transport=debug). Exit codes: 0 success, 1 some requests unanswered, 2 usage, resolution or certificate error."
+    after_help = concat!(
+        "Logging: set RUST_LOG (e.g. RUST_LOG=sip_transport=debug).\n\n",
+        "Exit codes:\n",
+        "  serve: ", serve_exit_codes!(), "\n",
+        "  ping:  ", ping_exit_codes!(), "\n",
+        "  bench: ", bench_exit_codes!(),
+    )
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,10 +64,13 @@ struct Cli {
 enum Cmd {
     /// Answer every request (except ACK and CANCEL) with a final response, statelessly
     /// (RFC 3261 §8.2.6, §8.2.7); a 2xx to INVITE names the listener in its Contact.
+    #[command(after_help = concat!("Exit codes: ", serve_exit_codes!()))]
     Serve(ServeArgs),
     /// Send OPTIONS to a URI and print each reply with its round-trip time.
+    #[command(after_help = concat!("Exit codes: ", ping_exit_codes!()))]
     Ping(PingArgs),
     /// Generate OPTIONS load and report transactions/s and latency percentiles.
+    #[command(after_help = concat!("Exit codes: ", bench_exit_codes!()))]
     Bench(bench::BenchArgs),
 }
 
@@ -60,7 +90,9 @@ pub(crate) struct ServeArgs {
     /// Status code of the final response.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(200..=699))]
     pub(crate) code: u16,
-    /// Print only the listening lines and the summary, not a line per request.
+    /// Print only the listening lines, the summary and, when a tls or wss listener gets a
+    /// self-signed certificate (no --cert), the line with its fingerprint; not a line per
+    /// request.
     #[arg(long)]
     pub(crate) quiet: bool,
     /// Runtime worker threads, and UDP sockets per udp listener (SO_REUSEPORT, one receive
@@ -90,7 +122,10 @@ impl ServeArgs {
 #[derive(Args, Debug)]
 pub(crate) struct PingArgs {
     /// sip:HOST[:PORT][;transport=udp|tcp|tls|ws|wss], sips:HOST[:PORT][;transport=ws],
-    /// ws://HOST:PORT[/path] or wss://HOST:PORT[/path].
+    /// ws://HOST[:PORT][/path] or wss://HOST[:PORT][/path]. Default ports (RFC 3261 §19.1.1,
+    /// RFC 7118): 5060 for udp and tcp, 5061 for tls (sips:), 80 for ws, 443 for wss; a
+    /// host name without a port is looked up through DNS (RFC 3263: NAPTR, SRV). `sipt serve`
+    /// listens for ws on 8080 and wss on 8443, so give the port: ws://127.0.0.1:8080.
     pub(crate) uri: String,
     /// Number of OPTIONS to send.
     #[arg(long, default_value_t = 1)]

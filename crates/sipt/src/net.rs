@@ -186,6 +186,29 @@ pub(crate) fn fingerprint(chain_pem: &[u8]) -> Option<String> {
     )
 }
 
+/// `e` for the user, with a hint on the flags that help when it is a server certificate we
+/// did not accept. One line.
+pub(crate) fn explain(e: &sip_transport::Error) -> String {
+    use sip_transport::{CertificateProblem, Error};
+    let hint = match e {
+        Error::TlsCertificate { reason, .. } => match reason {
+            // Our certificate, not theirs: sipt's clients present none.
+            CertificateProblem::RejectedByPeer { .. }
+            | CertificateProblem::ClientCertificateRequired => None,
+            CertificateProblem::UnknownIssuer | CertificateProblem::Other(_) => Some(
+                "a self-signed server (such as `sipt serve` without --cert) needs --insecure, \
+                 otherwise pass --ca FILE with the CA that signed the server's certificate",
+            ),
+            _ => Some("--insecure skips this check (for tests only)"),
+        },
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{e}; hint: {h}"),
+        None => e.to_string(),
+    }
+}
+
 /// The local IP the OS would use to reach `dest` (no packet is sent).
 pub(crate) fn local_ip_towards(dest: SocketAddr) -> IpAddr {
     let unspecified: SocketAddr = if dest.is_ipv6() {
@@ -227,6 +250,26 @@ mod tests {
         assert_eq!(sent_by("127.0.0.1:0".parse().expect("addr")), "127.0.0.1");
         assert_eq!(sent_by("[::1]:0".parse().expect("addr")), "[::1]");
         assert_eq!(sent_by("[::1]:7".parse().expect("addr")), "[::1]:7");
+    }
+
+    #[test]
+    fn certificate_errors_carry_a_hint() {
+        use sip_transport::{CertificateProblem, Error};
+        let peer: SocketAddr = "127.0.0.1:5061".parse().expect("addr");
+        let unknown = explain(&Error::TlsCertificate {
+            peer,
+            reason: CertificateProblem::UnknownIssuer,
+        });
+        assert!(unknown.contains("needs --insecure"), "{unknown}");
+        assert!(unknown.contains("--ca FILE"), "{unknown}");
+        assert!(!unknown.contains('\n'), "{unknown}");
+        let ours = explain(&Error::TlsCertificate {
+            peer,
+            reason: CertificateProblem::RejectedByPeer {
+                alert: "BadCertificate".into(),
+            },
+        });
+        assert!(!ours.contains("hint"), "{ours}");
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! `sipt ping`: OPTIONS health check. One line (or JSON object) per reply, with the status,
 //! who answered and the round-trip time. Over UDP the request is retransmitted on RFC 3261
 //! timer E's schedule (T1 doubling, capped at T2) until a final response or the timeout. A
-//! request that could not be sent (a refused connection) is reported as such, and the next
-//! one still waits `--interval`.
+//! request that could not be sent (a refused connection), or whose connection the peer closed
+//! or reset before a final response, is reported as such at once, and the next one still
+//! waits `--interval`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sip_transport::{Destination, Message, Transport, TransportEvent, TransportKind};
+use sip_transport::{
+    CloseReason, Destination, FlowId, Message, Transport, TransportEvent, TransportKind,
+};
 use tokio::sync::mpsc::Receiver;
 
 use crate::PingArgs;
@@ -91,26 +94,34 @@ pub(crate) async fn run(args: PingArgs) -> u8 {
         match transport.send_message(&req, &dest).await {
             Err(e) if !e.is_recoverable() => {
                 transport.close().await;
-                return usage(format!("cannot send to {dest}: {e}"));
+                return usage(format!("cannot send to {dest}: {}", net::explain(&e)));
             }
             // Reported as what it is, not as a timeout; the interval still holds, so --count
             // attempts at a refusing target do not fire back to back.
             Err(e) => {
                 unanswered += 1;
-                report_send_error(&args, n, &format!("cannot send: {e}"));
+                report_send_error(&args, n, &format!("cannot send: {}", net::explain(&e)));
             }
-            Ok(_) => {
+            Ok(flow) => {
                 let wait = Wait {
                     transport: &*transport,
                     req: &req,
                     dest: &dest,
                     kind,
+                    flow,
                     start,
                     deadline: start + timeout,
                 };
-                if !wait.for_final(&mut events, &args, n).await {
-                    unanswered += 1;
-                    report_timeout(&args, n, "no final response");
+                match wait.for_final(&mut events, &args, n).await {
+                    Outcome::Final => {}
+                    Outcome::Timeout => {
+                        unanswered += 1;
+                        report_timeout(&args, n, "no final response");
+                    }
+                    Outcome::Closed(why) => {
+                        unanswered += 1;
+                        report_send_error(&args, n, &why);
+                    }
                 }
             }
         }
@@ -128,26 +139,42 @@ struct Wait<'a> {
     req: &'a Message,
     dest: &'a Destination,
     kind: TransportKind,
+    /// The connection the request went out on (`None` for UDP).
+    flow: Option<FlowId>,
     start: Instant,
     deadline: Instant,
 }
 
+/// How waiting for a final response ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// A final response arrived (and was reported).
+    Final,
+    /// The deadline passed without one.
+    Timeout,
+    /// The request's connection closed first: why, for the user.
+    Closed(String),
+}
+
 impl Wait<'_> {
-    /// Reports every reply to the request until a final one (true) or the deadline (false),
-    /// retransmitting over UDP.
+    /// Reports every reply to the request until a final one, the deadline, or the close of
+    /// the connection it went out on (no response can come over it any more), retransmitting
+    /// over UDP.
     async fn for_final(
         &self,
         events: &mut Receiver<TransportEvent>,
         args: &PingArgs,
         n: u64,
-    ) -> bool {
+    ) -> Outcome {
         let call_id = self.req.call_id().unwrap_or_default();
         let mut next_retransmit = self.start + T1;
         let mut interval = T1;
+        // An error on our flow comes just before its close; it says more than the reason.
+        let mut flow_error: Option<String> = None;
         loop {
             let now = Instant::now();
             if now >= self.deadline {
-                return false;
+                return Outcome::Timeout;
             }
             let wake = if self.kind.is_reliable() {
                 self.deadline
@@ -163,11 +190,21 @@ impl Wait<'_> {
                     let code = msg.status_code().unwrap_or(0);
                     report_reply(args, n, msg, m.source, self.kind, self.start.elapsed());
                     if code >= 200 {
-                        return true;
+                        return Outcome::Final;
                     }
                 }
+                Ok(Some(TransportEvent::Error {
+                    flow: Some(f),
+                    error,
+                    ..
+                })) if Some(f) == self.flow => flow_error = Some(net::explain(&error)),
+                Ok(Some(TransportEvent::ConnectionClosed { flow, reason, .. }))
+                    if Some(flow) == self.flow =>
+                {
+                    return Outcome::Closed(closed_why(&reason, flow_error.as_deref()));
+                }
                 Ok(Some(_)) => {}
-                Ok(None) => return false,
+                Ok(None) => return Outcome::Timeout,
                 Err(_) if !self.kind.is_reliable() && Instant::now() < self.deadline => {
                     // RFC 3261 §17.1.2.2 timer E.
                     let _ = self.transport.send_message(self.req, self.dest).await;
@@ -177,6 +214,31 @@ impl Wait<'_> {
                 Err(_) => {}
             }
         }
+    }
+}
+
+/// What a closed connection means for the request that was waiting on it, in one phrase.
+fn closed_why(reason: &CloseReason, error: Option<&str>) -> String {
+    let why = match reason {
+        CloseReason::PeerClosed => "connection closed by the peer".to_owned(),
+        CloseReason::Io(std::io::ErrorKind::ConnectionReset) => {
+            "connection reset by the peer".to_owned()
+        }
+        CloseReason::Io(kind) => format!("connection closed: {}", std::io::Error::from(*kind)),
+        CloseReason::IdleTimeout => "connection closed: idle timeout".to_owned(),
+        CloseReason::HeaderReadTimeout => "connection closed: header read timeout".to_owned(),
+        CloseReason::WriteTimeout => "connection closed: write timeout".to_owned(),
+        CloseReason::KeepaliveTimeout => "connection closed: no keepalive pong".to_owned(),
+        CloseReason::ProtocolError => {
+            "connection closed: the peer sent bytes that are not SIP".to_owned()
+        }
+        CloseReason::HandshakeFailed => "connection closed: handshake failed".to_owned(),
+        CloseReason::LocalClose => "connection closed locally".to_owned(),
+        other => format!("connection closed: {other:?}"),
+    };
+    match error {
+        Some(e) => format!("{why} ({e})"),
+        None => why,
     }
 }
 
@@ -255,5 +317,24 @@ mod tests {
         assert_eq!(v.rport(), Some(None));
         assert_eq!(m.cseq().map(|c| c.seq), Some(3));
         assert_eq!(m.call_id(), Some("abc-3@sipt"));
+    }
+
+    #[test]
+    fn closed_connection_reasons_read_well() {
+        assert_eq!(
+            closed_why(&CloseReason::PeerClosed, None),
+            "connection closed by the peer"
+        );
+        assert_eq!(
+            closed_why(
+                &CloseReason::Io(std::io::ErrorKind::ConnectionReset),
+                Some("boom")
+            ),
+            "connection reset by the peer (boom)"
+        );
+        assert!(
+            closed_why(&CloseReason::Io(std::io::ErrorKind::BrokenPipe), None)
+                .starts_with("connection closed: ")
+        );
     }
 }

@@ -132,6 +132,74 @@ fn ping_reports_send_errors_and_keeps_the_interval() {
     );
 }
 
+/// A connection the peer closes or resets before answering is reported at once, as an error
+/// that says so, not as a timeout after `--timeout`; the interval still holds.
+#[test]
+fn ping_reports_a_closed_connection_at_once() {
+    // `sipt serve --proxy-protocol` resets a connection that does not start with a PROXY
+    // header.
+    let srv = Server::start(&["tcp:127.0.0.1:0"], &["--quiet", "--proxy-protocol"]);
+    let uri = format!("sip:{};transport=tcp", srv.addr("tcp"));
+    let started = std::time::Instant::now();
+    let (code, out, err) = sipt(&[
+        "ping",
+        &uri,
+        "--count",
+        "2",
+        "--interval",
+        "300",
+        "--timeout",
+        "10000",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {out}");
+    assert!(took >= Duration::from_millis(290), "took {took:?}: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(
+            l.starts_with(&format!("error seq={}: connection ", i + 1)),
+            "{out}"
+        );
+        assert!(l.contains("by the peer"), "{out}");
+    }
+    drop(srv);
+
+    // A listener that reads the request and closes (FIN): the same, and in JSON.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let closer = std::thread::spawn(move || {
+        use std::io::Read;
+        if let Ok((mut s, _)) = l.accept() {
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let (code, out, err) = sipt(&[
+        "ping",
+        &format!("sip:{addr};transport=tcp"),
+        "--timeout",
+        "10000",
+        "--json",
+    ]);
+    let took = started.elapsed();
+    closer.join().expect("closer");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert!(v["status"].is_null(), "{v}");
+    assert_eq!(v["error"], "connection closed by the peer", "{v}");
+}
+
 #[test]
 fn bench_without_failures() {
     let srv = Server::start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], &["--quiet"]);
@@ -169,6 +237,83 @@ fn bench_rate_is_the_total_with_more_connections_than_rate() {
     // 4/s for 2 s: 8 requests, whatever the number of connections (it was 1/s per connection).
     let sent = v["sent"].as_u64().expect("sent");
     assert!((7..=9).contains(&sent), "{v}");
+}
+
+#[test]
+fn bench_duration_0_runs_until_requests() {
+    // Both 0: nothing would end the run, a usage error.
+    let (code, out, err) = sipt(&[
+        "bench",
+        "sip:127.0.0.1:5060",
+        "--duration",
+        "0",
+        "--requests",
+        "0",
+    ]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("--duration 0 and --requests 0 would never stop"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+    // --duration 0 with --requests: exactly that many, however long they take (it used to
+    // be a 1 s run).
+    let srv = Server::start(&["udp:127.0.0.1:0"], &["--quiet"]);
+    let uri = format!("sip:{}", srv.addr("udp"));
+    let (code, out, err) = sipt(&[
+        "bench",
+        &uri,
+        "--duration",
+        "0",
+        "--requests",
+        "300",
+        "--rate",
+        "200",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("json line")).expect("json");
+    assert_eq!(v["sent"], 300, "{v}");
+    assert_eq!(v["ok"], 300, "{v}");
+    // The text summary names "failed" as the JSON does.
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("sent 300, answered 300 (ok 300, non-2xx 0), send errors 0, failed 0, timed out 0, retransmits "),
+        "{out}"
+    );
+    // 300 at 200/s: about 1.5 s, past the old 1 s cut.
+    assert!(v["duration_s"].as_f64().is_some_and(|d| d > 1.2), "{v}");
+}
+
+#[test]
+fn help_states_exit_codes_ports_and_quiet() {
+    let (code, out, _) = sipt(&["--help"]);
+    assert_eq!(code, Some(0));
+    for want in [
+        "  ping:  0 every request got a final response",
+        "  bench: 0 every transaction got a 2xx; 1 any non-2xx, send error or timeout, or no \
+         2xx at all;",
+        "  serve: 0 stopped by SIGINT or SIGTERM;",
+    ] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    let (_, out, _) = sipt(&["ping", "--help"]);
+    for want in [
+        "5060 for udp and tcp, 5061 for tls",
+        "80 for ws, 443 for wss",
+        "ws on 8080 and wss on 8443",
+        "Exit codes: 0 every request",
+    ] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    let (_, out, _) = sipt(&["serve", "--help"]);
+    assert!(out.contains("the line with its fingerprint"), "{out}");
+    let (_, out, _) = sipt(&["bench", "--help"]);
+    assert!(
+        out.contains("0: no time limit, stop after --requests"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -225,6 +370,23 @@ fn serve_and_ping_tls() {
     let (code, out, err) = sipt(&["ping", &uri]);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // The error says which flags help, on one line, for ping and bench alike.
+    let port = srv.addr("tls").port();
+    let hint = "; hint: a self-signed server (such as `sipt serve` without --cert) needs \
+                --insecure, otherwise pass --ca FILE with the CA that signed the server's \
+                certificate";
+    let sips = format!("sips:127.0.0.1:{port}");
+    let (code, out, err) = sipt(&["ping", &sips]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("sipt ping: cannot send to "), "{err}");
+    assert!(err.contains("unknown certificate authority"), "{err}");
+    assert!(err.trim_end().ends_with(hint), "{err}");
+    let (code, out, err) = sipt(&["bench", &sips, "--duration", "1"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("sipt bench: "), "{err}");
+    assert!(last.ends_with(hint), "{err}");
     drop(srv);
 
     // A CA-issued certificate from files, verified by name with --ca.
