@@ -15,9 +15,9 @@
 //!   `TCP_USER_TIMEOUT`, see `dial.rs`);
 //! - on close (local, peer, timeout, framing error) flushes what it can within the close grace
 //!   period, reports every accepted message it could not write, and emits `ConnectionClosed`;
-//!   after a framing error or the peer's FIN that followed requests, it stops reading but
-//!   keeps the write side open until the application's answers have gone out
-//!   (`ANSWER_LINGER`, within the grace).
+//!   after a framing error or the peer's FIN with requests still unanswered, it stops reading
+//!   but keeps the write side open until each has its final response written (within the
+//!   grace).
 //!
 //! An idle connection holds no read buffer and an empty outbox: its memory is this task's
 //! state and the kernel socket.
@@ -55,9 +55,8 @@ const READ_BUDGET: usize = 16;
 const WRITE_BUDGET: usize = 16;
 /// Most buffers in one vectored write.
 const MAX_IOV: usize = 64;
-/// After a framing error or a FIN that followed requests, how long the write side stays open
-/// with an empty outbox for the application's answers (re-armed by each write and while the
-/// application has not yet taken every event; bounded by the close grace period).
+/// After a framing error or a FIN with requests unanswered: how often the write side checks
+/// whether the application has answered them all (bounded by the close grace period).
 const ANSWER_LINGER: Duration = Duration::from_millis(200);
 /// Most pongs waiting in the outbox; more pings from a peer that does not read are not
 /// answered (a ping flood cannot grow memory).
@@ -108,6 +107,13 @@ impl OutItem {
         }
     }
 
+    /// A final response (`SIP/2.0 2xx`-`6xx`): the answer to one request read here.
+    fn is_final_response(&self) -> bool {
+        self.message
+            && self.bytes.starts_with(b"SIP/2.0 ")
+            && self.bytes.get(8).is_some_and(|d| (b'2'..=b'6').contains(d))
+    }
+
     fn keepalive(bytes: &'static [u8]) -> Self {
         OutItem {
             bytes: Bytes::from_static(bytes),
@@ -152,11 +158,12 @@ pub(crate) struct Driver<C: StreamConnector> {
     pings_sent: u64,
     /// Set when closing gracefully: the deadline for the flush, and the reason to report.
     drain: Option<(Instant, CloseReason)>,
-    /// A request was delivered on this connection (it may still be answered on it).
-    delivered_request: bool,
-    /// While draining after a framing error: an empty outbox does not close the connection
-    /// before this moment (the application's answers to the requests read just before the
-    /// bad bytes still go back on this flow, RFC 3261 §18.2.2).
+    /// Requests delivered from this connection (ACK aside, which gets no answer) less the
+    /// final responses queued on it since: answers the application may still send here.
+    unanswered: u32,
+    /// While draining after a framing error or the peer's FIN with requests unanswered: the
+    /// next check of whether they have been (the answers still go back on this flow, RFC 3261
+    /// §18.2.2). An empty outbox closes the connection only once this is `None`.
     linger: Option<Instant>,
     /// Why accepted messages may be left unwritten, for the error event.
     fatal: Option<Error>,
@@ -191,7 +198,7 @@ impl<C: StreamConnector> Driver<C> {
             keepalive: Keepalive::Idle,
             pings_sent: 0,
             drain: None,
-            delivered_request: false,
+            unanswered: 0,
             linger: None,
             fatal: None,
             _slot: slot,
@@ -297,7 +304,18 @@ impl<C: StreamConnector> Driver<C> {
 
     /// Takes queued messages and notices a close request.
     fn sync_queue(&mut self, cx: &mut Context<'_>) {
-        if self.conn.collect(&mut self.out, cx.waker()) == ConnState::Draining {
+        let before = self.out.len();
+        let state = self.conn.collect(&mut self.out, cx.waker());
+        if self.unanswered > 0 {
+            let finals = self.out.range(before..).filter(|i| i.is_final_response());
+            let n = u32::try_from(finals.count()).unwrap_or(u32::MAX);
+            self.unanswered = self.unanswered.saturating_sub(n);
+            if self.unanswered == 0 {
+                // Lingering only for answers: all are queued, so flush and close.
+                self.linger = None;
+            }
+        }
+        if state == ConnState::Draining {
             self.start_drain(CloseReason::LocalClose);
         }
     }
@@ -368,7 +386,7 @@ impl<C: StreamConnector> Driver<C> {
                         tracing::debug!(buffered = self.dec.buffered(), "peer closed mid-message");
                     }
                     self.start_drain(CloseReason::PeerClosed);
-                    if self.delivered_request {
+                    if self.unanswered > 0 {
                         // A half-closed connection still carries the answers to what was
                         // read (RFC 3261 §18.2.2: over the request's connection while it is
                         // open), so the write side waits for them as after a framing error.
@@ -419,7 +437,7 @@ impl<C: StreamConnector> Driver<C> {
                     inc(&self.shared.counters.malformed);
                     tracing::debug!(%error, "framing error");
                     self.start_drain(CloseReason::ProtocolError);
-                    if self.delivered_request {
+                    if self.unanswered > 0 {
                         // Stop reading, but let the answers to what was read go out.
                         self.linger = Some(Instant::now() + ANSWER_LINGER);
                     }
@@ -436,7 +454,9 @@ impl<C: StreamConnector> Driver<C> {
                     // and its timer starts when a decode finds it incomplete.
                     self.message_since = None;
                     inc(&self.shared.counters.messages_received);
-                    self.delivered_request |= m.is_request();
+                    if m.is_request() && m.method() != Some("ACK") {
+                        self.unanswered = self.unanswered.saturating_add(1);
+                    }
                     let m = stamp_received_owned(m, self.conn.peer);
                     let mut rm = ReceivedMessage::new(
                         m,
@@ -680,12 +700,11 @@ impl<C: StreamConnector> Driver<C> {
         if let Some(until) = self.linger
             && until <= now
         {
-            // Quiet since the last answer: close, unless the application has not yet taken
-            // every event (it may not have seen the requests); the drain deadline bounds this.
-            let events = &self.shared.events;
-            if self.out.is_empty() && events.capacity() == events.max_capacity() {
+            // Every request answered (the answers queued): close once they are written. Else
+            // look again later; the drain deadline bounds the wait for answers that never come.
+            if self.unanswered == 0 {
                 self.linger = None;
-                cx.waker().wake_by_ref(); // shut down
+                cx.waker().wake_by_ref(); // flush and shut down
             } else {
                 self.linger = Some(now + ANSWER_LINGER);
             }

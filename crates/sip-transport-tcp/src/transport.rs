@@ -475,7 +475,7 @@ impl<C: StreamConnector> Transport for StreamTransport<C> {
         let grace = shared.config.limits.close_grace;
         // Connections flush within the grace period, then report their close.
         let margin = Duration::from_millis(250);
-        if tokio::time::timeout(grace + margin, shared.tasks.wait_idle())
+        if tokio::time::timeout(grace.saturating_add(margin), shared.tasks.wait_idle())
             .await
             .is_err()
         {

@@ -521,8 +521,9 @@ async fn answer_reaches_a_half_closed_client() {
     raw.write_all(req.as_bytes()).await.expect("write");
     raw.shutdown().await.expect("half-close");
     let m = next_message(&mut rx).await;
-    // An application takes a moment to answer; by then the FIN has been read.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // An application takes a moment to answer (a lookup, a downstream hop); by then the FIN
+    // has been read. The connection waits for the answer, within the close grace (2 s).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let resp = sip_transport_testkit::ok_response(&m.message);
     srv.send_response(&resp, m.flow)
         .await

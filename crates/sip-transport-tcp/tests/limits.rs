@@ -613,3 +613,12 @@ async fn local_close_while_the_peer_sends_delivers_what_was_written() {
     drop(raw);
     srv.close().await;
 }
+
+/// A close grace period of "never" (`Duration::MAX`) must not overflow `close()`'s own
+/// deadline arithmetic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_with_a_close_grace_of_never() {
+    let (srv, _rx) = server(Limits::default().with_close_grace(Duration::MAX)).await;
+    timeout(WAIT, srv.close()).await.expect("closed in time");
+    assert!(srv.is_closed());
+}

@@ -254,7 +254,9 @@ impl Transport for WsTransport {
         // Every connection flushes and closes within the grace period; allow a little more
         // for the tasks to report.
         let grace = self.shared.limits.close_grace;
-        let wait = grace + grace / 2 + std::time::Duration::from_millis(100);
+        let wait = grace
+            .saturating_add(grace / 2)
+            .saturating_add(std::time::Duration::from_millis(100));
         let _ = tokio::time::timeout(wait, self.shared.registry.wait_empty()).await;
         let _ = tokio::time::timeout(grace, self.shared.events.send(TransportEvent::Closed)).await;
         *done = true;
