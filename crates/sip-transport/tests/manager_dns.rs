@@ -464,6 +464,21 @@ async fn failover_past_a_target_with_the_wrong_certificate() {
         );
         // A certificate problem is not a reason to hold the target back for later sends.
         assert!(manager.held_targets().is_empty());
+        // With the good target gone too, the certificate problem is what is reported (not the
+        // refused connection after it): it is the one to fix, and no retry helps.
+        let good_port = good.port();
+        good.transport.close().await;
+        let e = manager
+            .send_message(
+                &options_request(&uri, "TLS", "client.invalid", 2),
+                SendTo::uri(&uri).expect("uri"),
+            )
+            .await
+            .expect_err("no target works");
+        assert!(
+            matches!(e, Error::TlsCertificate { .. }) && !e.is_recoverable(),
+            "{e:?} (good target was :{good_port})"
+        );
         drop(bad);
         manager.close().await;
     })

@@ -565,6 +565,9 @@ impl Inner {
             .into_iter()
             .partition(|c| !self.held.is_held(c.kind, c.addr, now));
         let mut last: Option<Error> = None;
+        // The first certificate problem, reported over later failures of other targets when
+        // none succeeds: it is the one to fix (a wrong CA, a missing name), and not worth a retry.
+        let mut certificate: Option<Error> = None;
         let mut attempts = 0;
         for c in ready.into_iter().chain(held).take(self.config.max_attempts) {
             attempts += 1;
@@ -602,6 +605,10 @@ impl Inner {
                     if !e.is_recoverable() && !target_specific {
                         return Err(e);
                     }
+                    if matches!(e, Error::TlsCertificate { .. }) && certificate.is_none() {
+                        certificate = Some(e);
+                        continue;
+                    }
                     if e.is_recoverable()
                         && self
                             .held
@@ -614,9 +621,11 @@ impl Inner {
                 }
             }
         }
-        Err(last.unwrap_or_else(|| Error::InvalidDestination {
-            reason: "no target to send to".to_owned(),
-        }))
+        Err(certificate
+            .or(last)
+            .unwrap_or_else(|| Error::InvalidDestination {
+                reason: "no target to send to".to_owned(),
+            }))
     }
 
     /// One target: the transport of its kind, with RFC 3261 §18.1.1's move to TCP. A request
