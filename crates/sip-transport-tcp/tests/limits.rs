@@ -105,43 +105,61 @@ async fn header_read_timeout_closes_only_the_slow_connection() {
 
 /// A connection that keeps sending whole messages never trips the message-read timer, even
 /// when no read ends on a message boundary: the timer starts over with each message.
+///
+/// Each message (about 264 bytes) spans 2 or 3 writes, so it takes at most two pauses (about
+/// 100 ms) to arrive: a tenth of the timeout. The whole stream takes more than twice the
+/// timeout, and the connection is mid-message all along (no write ends on a boundary), so a
+/// timer that did not start over with each message (one per connection, or one reset only
+/// when the buffer empties) would fire mid-stream and close the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_connection_with_split_messages_is_not_timed_out() {
-    let timeout_ = Duration::from_millis(300);
+    let timeout_ = Duration::from_secs(1);
+    let pause = Duration::from_millis(50);
+    let step = 150;
+    // The pauses alone outlast twice the timeout, with a margin: 49 pauses of 50 ms.
+    let min_writes = 50;
     let limits = Limits::default().with_header_read_timeout(timeout_);
     let (srv, mut rx) = server(limits).await;
     let mut raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
     raw.set_nodelay(true).expect("nodelay");
     let me = raw.local_addr().expect("addr");
-    let count = 14u64;
+    let mut count = 0u64;
     let mut stream = Vec::new();
     let mut boundaries = Vec::new();
-    for n in 1..=count {
-        stream.extend_from_slice(options(dummy(), n).as_bytes());
+    while stream.len() < step * min_writes {
+        count += 1;
+        stream.extend_from_slice(options(dummy(), count).as_bytes());
         boundaries.push(stream.len());
     }
-    // Cuts about every 97 bytes, moved off every message boundary: each write leaves the
-    // next message incomplete, for 40 ms.
+    // Every message is longer than one write and shorter than two: it spans 2 or 3 writes.
+    let mut prev = 0;
+    for &b in &boundaries {
+        let len = b - std::mem::replace(&mut prev, b);
+        assert!(step < len && len < 2 * step, "message of {len} bytes");
+    }
+    // Cuts every `step` bytes, moved off every message boundary: each write leaves the
+    // next message incomplete, for `pause`.
     let mut cuts = Vec::new();
-    let mut at = 97;
+    let mut at = step;
     while at < stream.len() {
         if boundaries.contains(&at) {
             at += 1;
         }
         cuts.push(at);
-        at += 97;
+        at += step;
     }
     cuts.push(stream.len());
+    assert!(cuts.len() >= min_writes, "{} writes", cuts.len());
+    let started = Instant::now();
     let writer = tokio::spawn(async move {
         let mut from = 0;
         for cut in cuts {
             raw.write_all(&stream[from..cut]).await.expect("write");
             from = cut;
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            tokio::time::sleep(pause).await;
         }
         raw
     });
-    let started = Instant::now();
     let mut n = 0;
     while n < count {
         let ev = timeout(WAIT, rx.recv())
@@ -159,8 +177,9 @@ async fn busy_connection_with_split_messages_is_not_timed_out() {
             _ => {}
         }
     }
-    // The sending took several timeouts' worth of time, every message read in pieces.
-    assert!(started.elapsed() > timeout_ * 3, "{:?}", started.elapsed());
+    // The sending took more than twice the timeout (the last message follows at least
+    // `min_writes - 1` pauses), every message read in pieces.
+    assert!(started.elapsed() > timeout_ * 2, "{:?}", started.elapsed());
     let _raw = timeout(WAIT, writer).await.expect("in time").expect("task");
     assert_eq!(srv.stats().timeouts, 0);
     srv.close().await;
