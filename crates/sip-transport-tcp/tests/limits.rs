@@ -49,6 +49,60 @@ async fn exchange_works(
     assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(n));
 }
 
+/// Like [`exchange_works`], while the connection from `slow` is being timed out: waits in
+/// one loop for both the request's message and `slow`'s close, in whichever order they come
+/// (waiting for one first would skip the other if it came first). Returns the new
+/// connection, still open, and why `slow` was closed.
+async fn exchange_while_timing_out(
+    srv: SocketAddr,
+    rx: &mut tokio::sync::mpsc::Receiver<TransportEvent>,
+    n: u64,
+    slow: SocketAddr,
+) -> (TcpStream, CloseReason) {
+    let mut raw = TcpStream::connect(srv).await.expect("connect");
+    let me = raw.local_addr().expect("addr");
+    raw.write_all(options(dummy(), n).as_bytes())
+        .await
+        .expect("write");
+    let mut served = false;
+    let mut closed = None;
+    timeout(WAIT, async {
+        while !served || closed.is_none() {
+            match rx.recv().await.expect("event channel open") {
+                TransportEvent::Message(m) => {
+                    assert_eq!(m.source, me);
+                    assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(n));
+                    served = true;
+                }
+                TransportEvent::ConnectionClosed { peer, reason, .. } if peer == slow => {
+                    closed = Some(reason);
+                }
+                TransportEvent::ConnectionClosed { peer, reason, .. } if peer == me => {
+                    panic!("the other connection was closed: {reason:?}")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("message and close in time");
+    (raw, closed.expect("closed"))
+}
+
+/// Request `n` on an open connection is delivered.
+async fn still_served(
+    raw: &mut TcpStream,
+    rx: &mut tokio::sync::mpsc::Receiver<TransportEvent>,
+    n: u64,
+) {
+    raw.write_all(options(dummy(), n).as_bytes())
+        .await
+        .expect("write");
+    let m = next_message(rx).await;
+    assert_eq!(m.source, raw.local_addr().expect("addr"));
+    assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(n));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_closes() {
     let limits = Limits::default().with_idle_timeout(Duration::from_millis(300));
@@ -86,20 +140,17 @@ async fn header_read_timeout_closes_only_the_slow_connection() {
         }
         slow
     });
-    // Meanwhile another connection is served normally.
-    exchange_works(srv.local_addr(), &mut rx, 1).await;
-    let reason = wait_for(&mut rx, |ev| match ev {
-        TransportEvent::ConnectionClosed { reason, peer, .. } if peer == slow_addr => Some(reason),
-        _ => None,
-    })
-    .await;
+    // Meanwhile another connection is served normally, and stays open.
+    let (mut other, reason) =
+        exchange_while_timing_out(srv.local_addr(), &mut rx, 1, slow_addr).await;
     assert_eq!(reason, CloseReason::HeaderReadTimeout);
     let mut slow = timeout(WAIT, trickle)
         .await
         .expect("in time")
         .expect("task");
     assert_closed_by_server(&mut slow).await;
-    exchange_works(srv.local_addr(), &mut rx, 2).await;
+    still_served(&mut other, &mut rx, 2).await;
+    exchange_works(srv.local_addr(), &mut rx, 3).await;
     srv.close().await;
 }
 
@@ -209,12 +260,8 @@ Call-ID: slow\r\nCSeq: 1 MESSAGE\r\nContent-Length: 60\r\n\r\n",
         }
         slow
     });
-    exchange_works(srv.local_addr(), &mut rx, 1).await;
-    let reason = wait_for(&mut rx, |ev| match ev {
-        TransportEvent::ConnectionClosed { reason, peer, .. } if peer == slow_addr => Some(reason),
-        _ => None,
-    })
-    .await;
+    let (mut other, reason) =
+        exchange_while_timing_out(srv.local_addr(), &mut rx, 1, slow_addr).await;
     assert_eq!(reason, CloseReason::HeaderReadTimeout);
     // Well before the 60 body bytes (6 s at this pace) could have arrived.
     assert!(
@@ -227,7 +274,8 @@ Call-ID: slow\r\nCSeq: 1 MESSAGE\r\nContent-Length: 60\r\n\r\n",
         .expect("in time")
         .expect("task");
     assert_closed_by_server(&mut slow).await;
-    exchange_works(srv.local_addr(), &mut rx, 2).await;
+    still_served(&mut other, &mut rx, 2).await;
+    exchange_works(srv.local_addr(), &mut rx, 3).await;
     srv.close().await;
 }
 
