@@ -49,6 +49,60 @@ async fn exchange_works(
     assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(n));
 }
 
+/// Like [`exchange_works`], while the connection from `slow` is being timed out: waits in
+/// one loop for both the request's message and `slow`'s close, in whichever order they come
+/// (waiting for one first would skip the other if it came first). Returns the new
+/// connection, still open, and why `slow` was closed.
+async fn exchange_while_timing_out(
+    srv: SocketAddr,
+    rx: &mut tokio::sync::mpsc::Receiver<TransportEvent>,
+    n: u64,
+    slow: SocketAddr,
+) -> (TcpStream, CloseReason) {
+    let mut raw = TcpStream::connect(srv).await.expect("connect");
+    let me = raw.local_addr().expect("addr");
+    raw.write_all(options(dummy(), n).as_bytes())
+        .await
+        .expect("write");
+    let mut served = false;
+    let mut closed = None;
+    timeout(WAIT, async {
+        while !served || closed.is_none() {
+            match rx.recv().await.expect("event channel open") {
+                TransportEvent::Message(m) => {
+                    assert_eq!(m.source, me);
+                    assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(n));
+                    served = true;
+                }
+                TransportEvent::ConnectionClosed { peer, reason, .. } if peer == slow => {
+                    closed = Some(reason);
+                }
+                TransportEvent::ConnectionClosed { peer, reason, .. } if peer == me => {
+                    panic!("the other connection was closed: {reason:?}")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("message and close in time");
+    (raw, closed.expect("closed"))
+}
+
+/// Request `n` on an open connection is delivered.
+async fn still_served(
+    raw: &mut TcpStream,
+    rx: &mut tokio::sync::mpsc::Receiver<TransportEvent>,
+    n: u64,
+) {
+    raw.write_all(options(dummy(), n).as_bytes())
+        .await
+        .expect("write");
+    let m = next_message(rx).await;
+    assert_eq!(m.source, raw.local_addr().expect("addr"));
+    assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(n));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_closes() {
     let limits = Limits::default().with_idle_timeout(Duration::from_millis(300));
@@ -86,62 +140,77 @@ async fn header_read_timeout_closes_only_the_slow_connection() {
         }
         slow
     });
-    // Meanwhile another connection is served normally.
-    exchange_works(srv.local_addr(), &mut rx, 1).await;
-    let reason = wait_for(&mut rx, |ev| match ev {
-        TransportEvent::ConnectionClosed { reason, peer, .. } if peer == slow_addr => Some(reason),
-        _ => None,
-    })
-    .await;
+    // Meanwhile another connection is served normally, and stays open.
+    let (mut other, reason) =
+        exchange_while_timing_out(srv.local_addr(), &mut rx, 1, slow_addr).await;
     assert_eq!(reason, CloseReason::HeaderReadTimeout);
     let mut slow = timeout(WAIT, trickle)
         .await
         .expect("in time")
         .expect("task");
     assert_closed_by_server(&mut slow).await;
-    exchange_works(srv.local_addr(), &mut rx, 2).await;
+    still_served(&mut other, &mut rx, 2).await;
+    exchange_works(srv.local_addr(), &mut rx, 3).await;
     srv.close().await;
 }
 
 /// A connection that keeps sending whole messages never trips the message-read timer, even
 /// when no read ends on a message boundary: the timer starts over with each message.
+///
+/// Each message (about 264 bytes) spans 2 or 3 writes, so it takes at most two pauses (about
+/// 100 ms) to arrive: a tenth of the timeout. The whole stream takes more than twice the
+/// timeout, and the connection is mid-message all along (no write ends on a boundary), so a
+/// timer that did not start over with each message (one per connection, or one reset only
+/// when the buffer empties) would fire mid-stream and close the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_connection_with_split_messages_is_not_timed_out() {
-    let timeout_ = Duration::from_millis(300);
+    let timeout_ = Duration::from_secs(1);
+    let pause = Duration::from_millis(50);
+    let step = 150;
+    // The pauses alone outlast twice the timeout, with a margin: 49 pauses of 50 ms.
+    let min_writes = 50;
     let limits = Limits::default().with_header_read_timeout(timeout_);
     let (srv, mut rx) = server(limits).await;
     let mut raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
     raw.set_nodelay(true).expect("nodelay");
     let me = raw.local_addr().expect("addr");
-    let count = 14u64;
+    let mut count = 0u64;
     let mut stream = Vec::new();
     let mut boundaries = Vec::new();
-    for n in 1..=count {
-        stream.extend_from_slice(options(dummy(), n).as_bytes());
+    while stream.len() < step * min_writes {
+        count += 1;
+        stream.extend_from_slice(options(dummy(), count).as_bytes());
         boundaries.push(stream.len());
     }
-    // Cuts about every 97 bytes, moved off every message boundary: each write leaves the
-    // next message incomplete, for 40 ms.
+    // Every message is longer than one write and shorter than two: it spans 2 or 3 writes.
+    let mut prev = 0;
+    for &b in &boundaries {
+        let len = b - std::mem::replace(&mut prev, b);
+        assert!(step < len && len < 2 * step, "message of {len} bytes");
+    }
+    // Cuts every `step` bytes, moved off every message boundary: each write leaves the
+    // next message incomplete, for `pause`.
     let mut cuts = Vec::new();
-    let mut at = 97;
+    let mut at = step;
     while at < stream.len() {
         if boundaries.contains(&at) {
             at += 1;
         }
         cuts.push(at);
-        at += 97;
+        at += step;
     }
     cuts.push(stream.len());
+    assert!(cuts.len() >= min_writes, "{} writes", cuts.len());
+    let started = Instant::now();
     let writer = tokio::spawn(async move {
         let mut from = 0;
         for cut in cuts {
             raw.write_all(&stream[from..cut]).await.expect("write");
             from = cut;
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            tokio::time::sleep(pause).await;
         }
         raw
     });
-    let started = Instant::now();
     let mut n = 0;
     while n < count {
         let ev = timeout(WAIT, rx.recv())
@@ -159,8 +228,9 @@ async fn busy_connection_with_split_messages_is_not_timed_out() {
             _ => {}
         }
     }
-    // The sending took several timeouts' worth of time, every message read in pieces.
-    assert!(started.elapsed() > timeout_ * 3, "{:?}", started.elapsed());
+    // The sending took more than twice the timeout (the last message follows at least
+    // `min_writes - 1` pauses), every message read in pieces.
+    assert!(started.elapsed() > timeout_ * 2, "{:?}", started.elapsed());
     let _raw = timeout(WAIT, writer).await.expect("in time").expect("task");
     assert_eq!(srv.stats().timeouts, 0);
     srv.close().await;
@@ -190,12 +260,8 @@ Call-ID: slow\r\nCSeq: 1 MESSAGE\r\nContent-Length: 60\r\n\r\n",
         }
         slow
     });
-    exchange_works(srv.local_addr(), &mut rx, 1).await;
-    let reason = wait_for(&mut rx, |ev| match ev {
-        TransportEvent::ConnectionClosed { reason, peer, .. } if peer == slow_addr => Some(reason),
-        _ => None,
-    })
-    .await;
+    let (mut other, reason) =
+        exchange_while_timing_out(srv.local_addr(), &mut rx, 1, slow_addr).await;
     assert_eq!(reason, CloseReason::HeaderReadTimeout);
     // Well before the 60 body bytes (6 s at this pace) could have arrived.
     assert!(
@@ -208,7 +274,8 @@ Call-ID: slow\r\nCSeq: 1 MESSAGE\r\nContent-Length: 60\r\n\r\n",
         .expect("in time")
         .expect("task");
     assert_closed_by_server(&mut slow).await;
-    exchange_works(srv.local_addr(), &mut rx, 2).await;
+    still_served(&mut other, &mut rx, 2).await;
+    exchange_works(srv.local_addr(), &mut rx, 3).await;
     srv.close().await;
 }
 

@@ -5,7 +5,8 @@
 //!
 //! The server is a tokio task that answers each UDP question from a closure, built with
 //! hickory's protocol types (already a dependency). It logs every question, so a test can
-//! say what the resolver asked. Needs no external program; nothing leaves loopback.
+//! say what the resolver asked. Needs no external program; nothing leaves loopback. The tests
+//! run on two worker threads, so the server answers even while the resolver's task is busy.
 #![cfg(feature = "dns")]
 
 use std::net::SocketAddr;
@@ -142,10 +143,16 @@ fn a(owner: &str, ip: [u8; 4]) -> Record {
     )
 }
 
+/// How long the resolver waits for each answer. Only a `Reply::Silent` question waits it out
+/// (sent twice, as the server's log shows: with `attempts` 1, hickory still retries once), so
+/// it can be generous: a loaded machine may take far longer than usual to schedule the
+/// scripted server's answer.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn config(dns: &ScriptedDns) -> SipResolverConfig {
     SipResolverConfig::default()
         .with_nameserver(dns.addr)
-        .with_timeout(Duration::from_millis(300))
+        .with_timeout(QUERY_TIMEOUT)
         .with_attempts(1)
         .with_policy(ResolvePolicy::default())
 }
@@ -159,6 +166,8 @@ fn resolver(dns: &ScriptedDns) -> SipResolver {
 
 /// Every resolution here is bounded by this.
 const BOUND: Duration = Duration::from_secs(10);
+// A silent question's two tries fit in it with room to spare.
+const _: () = assert!(QUERY_TIMEOUT.as_secs() * 3 < BOUND.as_secs());
 
 async fn resolve(r: &SipResolver, uri: &str) -> sip_transport::Result<Vec<Target>> {
     let uri: TargetUri = uri.parse().expect("uri");
@@ -174,7 +183,7 @@ fn pairs(t: &[Target]) -> Vec<(TransportKind, SocketAddr)> {
 /// RFC 3263 §4.1: "If no NAPTR records are found, the client constructs SRV queries". A
 /// NAPTR query that fails is taken as none found: many servers and middleboxes break NAPTR
 /// while SRV and A work.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_naptr_query_falls_back_to_srv() {
     let dns = ScriptedDns::start(|name, rtype| {
         let domain = name.rsplit_once("._udp.").map_or(name, |(_, d)| d);
@@ -223,7 +232,7 @@ async fn failed_naptr_query_falls_back_to_srv() {
 /// When the later queries fail too, the lookup is a DNS failure (recoverable), not "no
 /// records": a server that answers nothing ends the resolution after the SRV round, and a
 /// failed NAPTR query with nothing found elsewhere still says the answer may be missing.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_naptr_query_then_nothing_is_a_server_failure() {
     let dns = ScriptedDns::start(|name, rtype| match (rtype, name) {
         (_, n) if n == "broken.example.test" || n.ends_with(".broken.example.test") => {
@@ -267,7 +276,7 @@ async fn failed_naptr_query_then_nothing_is_a_server_failure() {
 /// afresh each round, a large SRV set (40 records of one priority) gave other
 /// `max_targets` records each time: addresses were asked for more targets than returned and
 /// the rounds could run out ("selection did not converge").
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_srv_set_is_ordered_once_per_resolution() {
     const RECORDS: u16 = 40;
     let dns = ScriptedDns::start(|name, rtype| {
