@@ -10,7 +10,10 @@ use crate::Message;
 /// - `received=<source ip>` when the sent-by host is not that IP (or is a name), and always
 ///   when `rport` is present (RFC 3581 §4); a `received` the request already carries is set
 ///   to the source IP too, whatever the sent-by host;
-/// - a valueless `rport` filled with the source port.
+/// - `rport` set to the source port: a valueless one filled, one the request already carries
+///   with another value (or none that parses) replaced, as Kamailio does. RFC 3581 §4 has the
+///   server put the source port there, and the response follows it (§4, RFC 3261 §18.2.2):
+///   a value of the sender's choosing would send it to another port of the source host.
 ///
 /// Responses, and requests without a parsable top Via, are returned unchanged: the transport
 /// still delivers them and the application decides (a stateless server answers 400).
@@ -42,10 +45,17 @@ pub fn stamp_received_owned(msg: Message, source: SocketAddr) -> Message {
 
     // Formatted on the stack: `;received=` and the longest IPv6 text fit in 64 bytes.
     let mut port_text = Text::default();
-    let port_at = via.rport_bare_end;
-    if port_at.is_some() {
-        let _ = write!(port_text, "={}", source.port());
-    }
+    let port_span = match (via.rport_bare_end, via.rport_value) {
+        (Some(at), _) => {
+            let _ = write!(port_text, "={}", source.port());
+            Some((at, at))
+        }
+        (None, Some(span)) if rport != Some(Some(source.port())) => {
+            let _ = write!(port_text, "{}", source.port());
+            Some(span)
+        }
+        _ => None,
+    };
     let mut recv_text = Text::default();
     let recv_span = (need_received && !already).then(|| {
         let (span, prefix) = match (via.received_value, via.received_bare_end) {
@@ -56,7 +66,7 @@ pub fn stamp_received_owned(msg: Message, source: SocketAddr) -> Message {
         let _ = write!(recv_text, "{prefix}{src_ip}");
         span
     });
-    let port = port_at.map(|at| (at, at, port_text.as_bytes()));
+    let port = port_span.map(|(s, e)| (s, e, port_text.as_bytes()));
     let recv = recv_span.map(|(s, e)| (s, e, recv_text.as_bytes()));
     match (port, recv) {
         (None, None) => msg,
@@ -112,6 +122,15 @@ mod tests {
         Message::parse(Bytes::from(s)).expect("parses")
     }
 
+    /// A 200 to `m`, carrying its Vias, as a stateless server would answer it.
+    fn response_to(m: &Message) -> Message {
+        let via = m.header("Via").and_then(|h| h.value()).expect("via");
+        Message::parse(Bytes::from(format!(
+            "SIP/2.0 200 OK\r\nVia: {via}\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n"
+        )))
+        .expect("parses")
+    }
+
     fn top(m: &Message) -> String {
         m.header("Via")
             .and_then(|h| h.value())
@@ -151,6 +170,46 @@ mod tests {
         assert_eq!(v.received(), Some("10.1.1.1".parse().expect("ip")));
         // The stamped bytes parse to the same index.
         assert_eq!(Message::parse(s.as_bytes().clone()).expect("reparse"), s);
+    }
+
+    /// A request cannot choose the port its responses go to either: an `rport` value it
+    /// carries is replaced by the source port (RFC 3581 §4), a right one is left alone.
+    #[test]
+    fn supplied_rport_value_is_replaced_by_the_source_port() {
+        let src = "192.0.2.1:40000".parse().expect("addr");
+        let m = req("SIP/2.0/UDP 192.0.2.1:5060;rport=6000;branch=z9hG4bK1");
+        let s = stamp_received(&m, src);
+        assert_eq!(
+            top(&s),
+            "SIP/2.0/UDP 192.0.2.1:5060;rport=40000;branch=z9hG4bK1;received=192.0.2.1"
+        );
+        let v = s.top_via().expect("via");
+        assert_eq!(v.rport(), Some(Some(40000)));
+        assert_eq!(Message::parse(s.as_bytes().clone()).expect("reparse"), s);
+        let t = crate::codec::response_target(&response_to(&s)).expect("target");
+        assert_eq!(t.socket_addr(), Some(src));
+        // Unparsable or empty values are replaced too; the second rport is not the one read.
+        for (via, want) in [
+            (
+                "SIP/2.0/UDP h;rport=x;branch=z9hG4bK1",
+                "SIP/2.0/UDP h;rport=40000;branch=z9hG4bK1;received=192.0.2.1",
+            ),
+            (
+                "SIP/2.0/UDP h;rport=;received=1.1.1.1",
+                "SIP/2.0/UDP h;rport=40000;received=192.0.2.1",
+            ),
+            (
+                "SIP/2.0/UDP h;rport=99999;rport=5",
+                "SIP/2.0/UDP h;rport=40000;rport=5;received=192.0.2.1",
+            ),
+        ] {
+            let s = stamp_received(&req(via), src);
+            assert_eq!(top(&s), want, "{via}");
+            assert_eq!(Message::parse(s.as_bytes().clone()).expect("reparse"), s);
+        }
+        // Already right: nothing to change.
+        let m = req("SIP/2.0/UDP 192.0.2.1:5060;rport=40000;received=192.0.2.1");
+        assert_eq!(stamp_received(&m, src), m);
     }
 
     #[test]

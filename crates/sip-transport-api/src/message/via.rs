@@ -27,6 +27,8 @@ pub struct Via<'a> {
     pub(crate) element_end: usize,
     /// Absolute offset just after a valueless `rport` parameter name.
     pub(crate) rport_bare_end: Option<usize>,
+    /// Absolute span of the `rport` parameter's value, when it has one.
+    pub(crate) rport_value: Option<(usize, usize)>,
     /// Absolute span of the `received` parameter's value.
     pub(crate) received_value: Option<(usize, usize)>,
     /// Absolute offset just after a valueless `received` parameter name.
@@ -246,6 +248,7 @@ impl<'a> Via<'a> {
         // Only the first `rport` and `received` count, as for `Via::param`: stamping edits the
         // parameter that is read back.
         let mut rport_bare_end = None;
+        let mut rport_value = None;
         let mut received_value = None;
         let mut received_bare_end = None;
         loop {
@@ -285,6 +288,7 @@ impl<'a> Via<'a> {
                         known[k as usize] = Some(value.map(rel));
                         match (k, value) {
                             (Known::Rport, None) => rport_bare_end = Some(name_end),
+                            (Known::Rport, Some(v)) => rport_value = Some(v),
                             (Known::Received, None) => received_bare_end = Some(name_end),
                             (Known::Received, Some(v)) => received_value = Some(v),
                             _ => {}
@@ -307,6 +311,7 @@ impl<'a> Via<'a> {
             known,
             element_end: last_end,
             rport_bare_end,
+            rport_value,
             received_value,
             received_bare_end,
         })
