@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, date_time_ymd,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, date_time_ymd,
 };
 
 /// The DNS name in [`TestPki::client`]'s subjectAltName.
@@ -71,6 +71,9 @@ pub struct TestPki {
     pub sip_uri_server: CertKey,
     /// The folder holding every PEM file (removed on drop).
     pub dir: PathBuf,
+    /// The CA's name and private key, for [`TestPki::issue_server_certificate`].
+    ca_name: String,
+    ca_key_pem: String,
 }
 
 fn server_names() -> Vec<SanType> {
@@ -121,6 +124,7 @@ impl TestPki {
         std::fs::create_dir_all(&dir).expect("create PKI temp dir");
 
         let ca_key = KeyPair::generate().expect("CA key");
+        let ca_key_pem = ca_key.serialize_pem();
         // A distinct CA name per PKI: verifiers find issuers by name, so two PKIs sharing one
         // would fail as a bad signature instead of an unknown issuer.
         let tag = dir.file_name().unwrap_or_default().to_string_lossy();
@@ -133,23 +137,7 @@ impl TestPki {
         let issue = |name: &str,
                      params: CertificateParams,
                      issuer: &CertifiedIssuer<'_, KeyPair>|
-         -> CertKey {
-            let key = KeyPair::generate().expect("leaf key");
-            let cert = params.signed_by(&key, issuer).expect("sign leaf");
-            let cert_pem = cert.pem();
-            let key_pem = key.serialize_pem();
-            let cert_path = dir.join(format!("{name}.pem"));
-            let key_path = dir.join(format!("{name}.key"));
-            write(&cert_path, &cert_pem);
-            write(&key_path, &key_pem);
-            CertKey {
-                cert_der: cert.der().to_vec(),
-                cert_pem,
-                key_pem,
-                cert_path,
-                key_path,
-            }
-        };
+         -> CertKey { issue_into(&dir, name, params, issuer) };
 
         let server_eku = ExtendedKeyUsagePurpose::ServerAuth;
         let server = issue(
@@ -226,7 +214,48 @@ impl TestPki {
             wildcard_server,
             sip_uri_server,
             dir,
+            ca_name,
+            ca_key_pem,
         }
+    }
+
+    /// Issues one more server certificate from this PKI's CA, valid for `dns_names` (dNSName
+    /// entries, wildcards allowed), written as `<file_stem>.pem` and `<file_stem>.key` in
+    /// [`TestPki::dir`].
+    pub fn issue_server_certificate(&self, file_stem: &str, dns_names: &[&str]) -> CertKey {
+        let key = KeyPair::from_pem(&self.ca_key_pem).expect("CA key");
+        let issuer = Issuer::new(ca_params(&self.ca_name), key);
+        let sans = dns_names
+            .iter()
+            .map(|n| SanType::DnsName((*n).try_into().expect("valid DNS name")))
+            .collect();
+        let cn = dns_names.first().copied().unwrap_or("test server");
+        let params = leaf_params(cn, sans, ExtendedKeyUsagePurpose::ServerAuth);
+        issue_into(&self.dir, file_stem, params, &issuer)
+    }
+}
+
+/// Signs `params` with a fresh key by `issuer` and writes `<name>.pem` and `<name>.key`.
+fn issue_into(
+    dir: &Path,
+    name: &str,
+    params: CertificateParams,
+    issuer: &Issuer<'_, KeyPair>,
+) -> CertKey {
+    let key = KeyPair::generate().expect("leaf key");
+    let cert = params.signed_by(&key, issuer).expect("sign leaf");
+    let cert_pem = cert.pem();
+    let key_pem = key.serialize_pem();
+    let cert_path = dir.join(format!("{name}.pem"));
+    let key_path = dir.join(format!("{name}.key"));
+    write(&cert_path, &cert_pem);
+    write(&key_path, &key_pem);
+    CertKey {
+        cert_der: cert.der().to_vec(),
+        cert_pem,
+        key_pem,
+        cert_path,
+        key_path,
     }
 }
 

@@ -128,6 +128,15 @@ pub struct TlsConfig {
     pub server_verification: ServerVerification,
     /// Which name rules a verified server certificate follows: SIP's (the default) or HTTPS's.
     pub server_name_rules: ServerNameRules,
+    /// Further listener certificates, chosen by the name a client asks for in its TLS
+    /// handshake (SNI, RFC 6066 §3), for a server that is several SIP domains: a certificate
+    /// whose SIP domain identity (RFC 5922 §7.1) is the name first, then an exact dNSName,
+    /// then a one-label `*.` wildcard dNSName (for browsers on secure WebSocket); the first
+    /// configured wins within a rank. The [`ServerIdentity::Certificate`] stays the default,
+    /// for clients that send no name (SIP clients that connect to an address) or a name no
+    /// other certificate has. Ignored with [`ServerIdentity::Config`], whose configuration
+    /// chooses its own certificates.
+    pub sni_certificates: Vec<CertifiedKeySource>,
     /// Our certificate when a server asks for one (mutual TLS).
     pub client_identity: Option<CertifiedKeySource>,
     /// The rustls crypto provider; `None` uses the crate feature's (`aws-lc-rs` if enabled,
@@ -143,6 +152,7 @@ impl fmt::Debug for TlsConfig {
             .field("client_auth", &self.client_auth)
             .field("server_verification", &self.server_verification)
             .field("server_name_rules", &self.server_name_rules)
+            .field("sni_certificates", &self.sni_certificates)
             .field("client_identity", &self.client_identity)
             .field(
                 "crypto_provider",
@@ -161,6 +171,7 @@ impl Default for TlsConfig {
             client_auth: ClientAuth::Off,
             server_verification: ServerVerification::WebPkiRoots,
             server_name_rules: ServerNameRules::Sip,
+            sni_certificates: Vec::new(),
             client_identity: None,
             crypto_provider: None,
         }
@@ -239,6 +250,24 @@ impl TlsConfig {
             key,
         }));
         self
+    }
+
+    /// Adds a listener certificate chosen when a client asks for one of its names (see
+    /// [`TlsConfig::sni_certificates`]); the one from [`TlsConfig::with_certificate`] stays
+    /// the default.
+    pub fn with_sni_certificate(mut self, chain: PemSource, key: PemSource) -> Self {
+        self.sni_certificates
+            .push(CertifiedKeySource { chain, key });
+        self
+    }
+
+    /// [`TlsConfig::with_sni_certificate`] from PEM files read at bind.
+    pub fn with_sni_certificate_files(
+        self,
+        chain: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.with_sni_certificate(PemSource::file(chain), PemSource::file(key))
     }
 
     /// A caller-made rustls server configuration for the listener.

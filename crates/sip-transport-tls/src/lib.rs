@@ -52,6 +52,7 @@ mod pem;
 mod provider;
 mod rustls_config;
 mod sip_names;
+mod sni;
 mod verifier;
 
 pub use config::{

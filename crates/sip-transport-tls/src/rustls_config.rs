@@ -12,6 +12,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use sip_transport_api::{Error, Result};
 
@@ -19,6 +20,7 @@ use crate::config::{
     CertifiedKeySource, ClientAuth, ServerIdentity, ServerNameRules, ServerVerification,
 };
 use crate::danger::AcceptAnyServerCertificate;
+use crate::sni::SniResolver;
 use crate::{SipServerCertVerifier, TlsConfig, pem, provider};
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
@@ -57,7 +59,8 @@ impl TlsConfig {
             ClientAuth::Off => builder.with_no_client_auth(),
             ClientAuth::Optional { ca } | ClientAuth::Required { ca } => {
                 let roots = Arc::new(pem::root_store(ca)?);
-                let mut v = WebPkiClientVerifier::builder_with_provider(roots, provider);
+                let mut v =
+                    WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider));
                 if matches!(self.client_auth, ClientAuth::Optional { .. }) {
                     v = v.allow_unauthenticated();
                 }
@@ -68,10 +71,30 @@ impl TlsConfig {
             }
         };
         let (chain, key) = load_pair(source)?;
-        let config = builder
-            .with_single_cert(chain, key)
-            .map_err(|e| invalid("server certificate and key", e))?;
-        Ok(Some(Arc::new(config)))
+        if self.sni_certificates.is_empty() {
+            let config = builder
+                .with_single_cert(chain, key)
+                .map_err(|e| invalid("server certificate and key", e))?;
+            return Ok(Some(Arc::new(config)));
+        }
+        let certified = |(chain, key): Pair, what: &str| {
+            CertifiedKey::from_der(chain, key, &provider)
+                .map(Arc::new)
+                .map_err(|e| invalid(what, e))
+        };
+        let default = certified((chain, key), "server certificate and key")?;
+        let named = self
+            .sni_certificates
+            .iter()
+            .enumerate()
+            .map(|(i, source)| {
+                certified(load_pair(source)?, &format!("SNI certificate {i} and key"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let resolver = SniResolver::new(default, named);
+        Ok(Some(Arc::new(
+            builder.with_cert_resolver(Arc::new(resolver)),
+        )))
     }
 
     /// The rustls configuration for outbound connections. Reads certificate files now.

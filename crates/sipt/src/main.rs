@@ -82,11 +82,13 @@ pub(crate) struct ServeArgs {
     #[arg(long = "listen", value_name = "PROTO:IP:PORT")]
     pub(crate) listen: Vec<ListenSpec>,
     /// PEM certificate chain for tls/wss listeners (default: a self-signed one for localhost).
+    /// Repeatable, each with its --key in the same order: the first is the default, the others
+    /// are chosen by the name a client asks for (SNI), for a server of several domains.
     #[arg(long, value_name = "PEM", requires = "key")]
-    pub(crate) cert: Option<std::path::PathBuf>,
-    /// PEM private key for --cert.
+    pub(crate) cert: Vec<std::path::PathBuf>,
+    /// PEM private key for the --cert at the same position.
     #[arg(long, value_name = "PEM", requires = "cert")]
-    pub(crate) key: Option<std::path::PathBuf>,
+    pub(crate) key: Vec<std::path::PathBuf>,
     /// Status code of the final response.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(200..=699))]
     pub(crate) code: u16,
@@ -161,6 +163,7 @@ impl ClientArgs {
     pub(crate) fn tls_options(&self) -> net::TlsOptions {
         net::TlsOptions {
             identity: None,
+            sni_identities: Vec::new(),
             insecure: self.insecure,
             ca: self.ca.clone(),
         }

@@ -32,6 +32,8 @@ pub(crate) struct Identity {
 pub(crate) struct TlsOptions {
     /// Server identity for tls/wss listeners.
     pub(crate) identity: Option<Identity>,
+    /// Further server identities, chosen by SNI.
+    pub(crate) sni_identities: Vec<Identity>,
     /// `--insecure`: accept any server certificate.
     pub(crate) insecure: bool,
     /// `--ca PEM`: trust these roots instead of the web PKI's.
@@ -72,6 +74,12 @@ fn tls_config(addr: SocketAddr, o: &BindOptions) -> TlsConfig {
     }
     if let Some(id) = &o.tls.identity {
         cfg = cfg.with_certificate(
+            PemSource::memory(&id.chain_pem),
+            PemSource::memory(&id.key_pem),
+        );
+    }
+    for id in &o.tls.sni_identities {
+        cfg = cfg.with_sni_certificate(
             PemSource::memory(&id.chain_pem),
             PemSource::memory(&id.key_pem),
         );

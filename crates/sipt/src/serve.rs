@@ -33,13 +33,25 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     };
     let mut tls = net::TlsOptions::default();
     if specs.iter().any(|s| s.kind.is_secure()) {
-        let identity = match (&args.cert, &args.key) {
-            (Some(c), Some(k)) => match (std::fs::read(c), std::fs::read(k)) {
-                (Ok(chain_pem), Ok(key_pem)) => net::Identity { chain_pem, key_pem },
+        if args.cert.len() != args.key.len() {
+            return fail(format!(
+                "{} --cert but {} --key: give each certificate its key, in the same order",
+                args.cert.len(),
+                args.key.len()
+            ));
+        }
+        let mut pairs = Vec::with_capacity(args.cert.len());
+        for (c, k) in args.cert.iter().zip(&args.key) {
+            match (std::fs::read(c), std::fs::read(k)) {
+                (Ok(chain_pem), Ok(key_pem)) => pairs.push(net::Identity { chain_pem, key_pem }),
                 (Err(e), _) => return fail(format!("cannot read {}: {e}", c.display())),
                 (_, Err(e)) => return fail(format!("cannot read {}: {e}", k.display())),
-            },
-            _ => match net::self_signed() {
+            }
+        }
+        let mut pairs = pairs.into_iter();
+        let identity = match pairs.next() {
+            Some(id) => id,
+            None => match net::self_signed() {
                 Ok(id) => {
                     println!(
                         "certificate self-signed for localhost, 127.0.0.1, ::1 sha256 {}",
@@ -51,6 +63,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
             },
         };
         tls.identity = Some(identity);
+        tls.sni_identities = pairs.collect();
     }
     let proxy = args.proxy_protocol.then(|| {
         if args.proxy_from.is_empty() {

@@ -504,3 +504,79 @@ fn ping_and_bench_a_name_through_rfc3263_with_resolver() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("cannot resolve"), "{err}");
 }
+
+#[test]
+fn serve_presents_the_certificate_for_the_name_a_client_asks_for() {
+    use sip_transport_testkit::certs::{SERVER_SIP_DOMAIN, WRONG_NAME};
+    let pki = TestPki::generate();
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+    let (default_cert, default_key) = (path(&pki.server.cert_path), path(&pki.server.key_path));
+    let (named_cert, named_key) = (
+        path(&pki.wrong_name_server.cert_path),
+        path(&pki.wrong_name_server.key_path),
+    );
+    let (uri_cert, uri_key) = (
+        path(&pki.sip_uri_server.cert_path),
+        path(&pki.sip_uri_server.key_path),
+    );
+    let srv = Server::start(
+        &["tls:127.0.0.1:0", "wss:127.0.0.1:0"],
+        &[
+            "--quiet",
+            "--cert",
+            &default_cert,
+            "--key",
+            &default_key,
+            "--cert",
+            &named_cert,
+            "--key",
+            &named_key,
+            "--cert",
+            &uri_cert,
+            "--key",
+            &uri_key,
+        ],
+    );
+    let records = [
+        format!("--host-record={WRONG_NAME},127.0.0.1"),
+        format!("--host-record={SERVER_SIP_DOMAIN},127.0.0.1"),
+        "--host-record=nobody.sip-transport.test,127.0.0.1".to_owned(),
+    ];
+    let Some(dns) = sip_transport_testkit::Dnsmasq::start("sip-transport.test", &records) else {
+        return;
+    };
+    let resolver = dns.addr().to_string();
+    let ca = path(&pki.ca_cert_path);
+    let (tls, wss) = (srv.addr("tls").port(), srv.addr("wss").port());
+    let ping = |uri: &str| sipt(&["ping", uri, "--resolver", &resolver, "--ca", &ca]);
+    // Each name verifies against the CA only if the server chose that name's certificate.
+    for uri in [
+        format!("sips:{WRONG_NAME}:{tls}"),
+        format!("sips:{SERVER_SIP_DOMAIN}:{tls}"),
+        format!("sips:localhost:{tls}"),
+        format!("sips:127.0.0.1:{tls}"),
+        format!("wss://{WRONG_NAME}:{wss}/"),
+    ] {
+        let (code, out, err) = ping(&uri);
+        assert_eq!(code, Some(0), "{uri}: {out}{err}");
+        assert!(out.contains("200 OK"), "{uri}: {out}");
+    }
+    // A name no certificate has: the default one, refused by the client for that name.
+    let (code, out, err) = ping(&format!("sips:nobody.sip-transport.test:{tls}"));
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("nobody.sip-transport.test"), "{err}");
+    // A certificate without its key is a usage error.
+    let (code, _, err) = sipt(&[
+        "serve",
+        "--listen",
+        "tls:127.0.0.1:0",
+        "--cert",
+        &default_cert,
+        "--key",
+        &default_key,
+        "--cert",
+        &named_cert,
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("2 --cert but 1 --key"), "{err}");
+}
