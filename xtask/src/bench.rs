@@ -875,6 +875,8 @@ impl Procs {
             .arg("serve")
             .arg(&self.sipt)
             .args(["serve", "--quiet"])
+            // Every benchmark client is 127.0.0.1: the per-address limit must not cap them.
+            .arg("--max-connections-per-ip=100000")
             .arg(format!("--listen=udp:127.0.0.1:{SIPT_UDP_TCP}"))
             .arg(format!("--listen=tcp:127.0.0.1:{SIPT_UDP_TCP}"))
             .arg(format!("--listen=tls:127.0.0.1:{SIPT_TLS}"))

@@ -109,6 +109,33 @@ pub(crate) struct ServeArgs {
     /// Default: loopback only (127.0.0.0/8, ::1). Connections from other sources are refused.
     #[arg(long, value_name = "IP[/PREFIX]", requires = "proxy_protocol")]
     pub(crate) proxy_from: Vec<sip_transport::tcp::IpPrefix>,
+    /// Most connections each tcp, tls, ws or wss listener keeps open at once (inbound and
+    /// redialled); more are refused at accept.
+    #[arg(long, value_name = "N", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_connections: u64,
+    /// Most connections one client address may hold on each listener (behind
+    /// --proxy-protocol, the address the PROXY header carries).
+    #[arg(long, value_name = "N", default_value_t = 1_024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_connections_per_ip: u64,
+    /// Seconds a connection may stay silent before it is closed (RFC 5626 keepalives count).
+    #[arg(long, value_name = "SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) idle_timeout: u64,
+    /// Seconds a client has for its TLS handshake, WebSocket upgrade and PROXY header.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) handshake_timeout: u64,
+    /// Seconds a message (header block and body) has to arrive once it has begun.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) header_read_timeout: u64,
+    /// Largest message accepted, in bytes (body included; also the body limit). Larger
+    /// datagrams are dropped and counted; a larger message on a connection closes it.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_535,
+          value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
+    pub(crate) max_message_size: u64,
 }
 
 impl ServeArgs {

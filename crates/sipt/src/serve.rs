@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use sip_transport::tcp::ProxyProtocolConfig;
 use sip_transport::{
@@ -78,7 +79,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         );
     }
     let opts = net::BindOptions {
-        limits: serve_limits(),
+        limits: serve_limits(&args),
         tls,
         listen: true,
         proxy,
@@ -154,11 +155,22 @@ fn fail(e: String) -> u8 {
     2
 }
 
-/// Limits for a server: the library defaults, with room for benchmark connection counts.
-fn serve_limits() -> Limits {
+/// Limits for a server: the library defaults with the command line's knobs applied (and
+/// room for benchmark connection counts by default).
+fn serve_limits(args: &ServeArgs) -> Limits {
+    let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let size = count(args.max_message_size);
+    let defaults = Limits::default();
     Limits::default()
-        .with_max_connections(100_000)
-        .with_max_connections_per_ip(100_000)
+        .with_max_connections(count(args.max_connections))
+        .with_max_connections_per_ip(count(args.max_connections_per_ip))
+        .with_idle_timeout(Duration::from_secs(args.idle_timeout))
+        .with_handshake_timeout(Duration::from_secs(args.handshake_timeout))
+        .with_header_read_timeout(Duration::from_secs(args.header_read_timeout))
+        .with_max_message_size(size)
+        .with_max_body_size(size)
+        .with_max_header_size(defaults.max_header_size.min(size))
+        .with_max_line_length(defaults.max_line_length.min(size))
 }
 
 async fn wait_for_signal() {

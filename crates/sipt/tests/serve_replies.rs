@@ -191,3 +191,61 @@ fn cancel_is_ignored_and_invite_2xx_has_a_contact() {
     sock.set_read_timeout(Some(Duration::from_millis(300))).ok();
     assert!(sock.recv_from(&mut buf).is_err(), "a second answer");
 }
+
+/// `sipt serve`'s limit knobs reach the transports: a third connection from one address over
+/// `--max-connections-per-ip 2` is closed at accept while the first two are served, a silent
+/// connection is closed after `--idle-timeout`, and a message over `--max-message-size`
+/// closes its connection.
+#[test]
+fn limit_knobs_apply() {
+    let srv = Server::start(
+        &["tcp:127.0.0.1:0"],
+        &[
+            "--quiet",
+            "--max-connections-per-ip",
+            "2",
+            "--idle-timeout",
+            "2",
+            "--max-message-size",
+            "2048",
+        ],
+    );
+    let addr = srv.addr("tcp");
+    let via = |c: &Client| c.local_addr().to_string();
+    let mut a = Client::tcp(addr);
+    let mut b = Client::tcp(addr);
+    let mut c = Client::tcp(addr);
+    for (n, cl) in [(1, &mut a), (2, &mut b)] {
+        cl.send(&options("TCP", &via(cl), &format!("knob-{n}")))
+            .expect("send");
+        assert_eq!(
+            cl.read_responses(1, Duration::from_secs(5)),
+            Read1::Responses(vec![200]),
+            "connection {n}"
+        );
+    }
+    // The third is over the per-address limit: closed without an answer.
+    let _ = c.send(&options("TCP", &via(&c), "knob-3"));
+    assert_eq!(
+        c.read_responses(1, Duration::from_secs(5)),
+        Read1::Closed(vec![])
+    );
+    // A message over 2,048 bytes closes its connection (b), unanswered.
+    let mut big = options("TCP", &via(&b), "knob-big");
+    let pad = format!("X-Pad: {}\r\n", "p".repeat(2100));
+    let at = big.len() - 2;
+    big.splice(at..at, pad.into_bytes());
+    b.send(&big).expect("send");
+    assert_eq!(
+        b.read_responses(1, Duration::from_secs(5)),
+        Read1::Closed(vec![])
+    );
+    // `a`, silent since its answer, is closed by the 2 s idle timeout.
+    let t0 = Instant::now();
+    assert_eq!(
+        a.read_responses(1, Duration::from_secs(10)),
+        Read1::Closed(vec![])
+    );
+    assert!(t0.elapsed() < Duration::from_secs(9), "{:?}", t0.elapsed());
+    srv.terminate();
+}

@@ -234,6 +234,11 @@ impl Client {
         Client::Ws(s, Vec::new())
     }
 
+    /// The client's own address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.sock().local_addr().expect("local address")
+    }
+
     fn sock(&self) -> &TcpStream {
         match self {
             Client::Tcp(s) | Client::Ws(s, _) => s,
