@@ -7,6 +7,7 @@
 //! - building ordinary SIP requests;
 //! - test certificates generated at run time ([`certs`]);
 //! - a dnsmasq DNS server with given records, for RFC 3263 tests ([`Dnsmasq`]);
+//! - a TCP address whose connects hang, for connect-timeout tests ([`SilentListener`]);
 //! - the load-test examples' command line, CPU and memory clocks and echo/respond server
 //!   loop ([`echo`]).
 //!
@@ -16,8 +17,10 @@ pub mod certs;
 mod dnsmasq;
 pub mod echo;
 pub mod events;
+mod silent;
 
 pub use dnsmasq::Dnsmasq;
+pub use silent::SilentListener;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

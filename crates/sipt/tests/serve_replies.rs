@@ -17,53 +17,6 @@ use std::time::{Duration, Instant};
 
 use common::{Client, Read1, Server, options};
 
-/// A TCP listener that never completes a handshake: its accept queue (backlog 0: one
-/// connection) is full and nobody accepts, so Linux drops further SYNs and a connect to it
-/// hangs until the dialer's connect timeout (10 s in `sipt serve`). A listener that accepts
-/// and stays silent would not do for TCP: the connect completes at once and the reply is
-/// simply written into the socket.
-struct NeverAnswers {
-    addr: SocketAddr,
-    _listener: std::net::TcpListener,
-    _fillers: Vec<TcpStream>,
-}
-
-impl NeverAnswers {
-    fn start() -> NeverAnswers {
-        let listener = listen_backlog_0();
-        let addr = listener.local_addr().expect("addr");
-        let mut fillers = Vec::new();
-        for _ in 0..8 {
-            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-                Ok(s) => fillers.push(s),
-                Err(_) => {
-                    return NeverAnswers {
-                        addr,
-                        _listener: listener,
-                        _fillers: fillers,
-                    };
-                }
-            }
-        }
-        panic!("the accept queue of a backlog-0 listener never filled: this test needs Linux");
-    }
-}
-
-/// `listen(fd, 0)` through tokio's socket builder (std's `TcpListener::bind` uses 128).
-fn listen_backlog_0() -> std::net::TcpListener {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-        sock.bind("127.0.0.1:0".parse().expect("addr"))
-            .expect("bind");
-        let l = sock.listen(0).expect("listen");
-        l.into_std().expect("std listener")
-    })
-}
-
 /// Sends `bytes` and resets the connection at once (SO_LINGER 0): the request is delivered,
 /// then its connection is gone before the reply can use it.
 fn send_and_reset(to: SocketAddr, bytes: &[u8]) {
@@ -90,7 +43,7 @@ fn socket_with_linger_0(s: TcpStream) -> tokio::net::TcpStream {
 
 #[test]
 fn a_reply_that_must_dial_a_silent_host_holds_up_no_one() {
-    let stall = NeverAnswers::start();
+    let stall = sip_transport_testkit::SilentListener::start();
     let srv = Server::start(&["tcp:127.0.0.1:0"], &["--quiet"]);
     let addr = srv.addr("tcp");
     // Requests whose Via names the silent host, each on a connection reset right after it:

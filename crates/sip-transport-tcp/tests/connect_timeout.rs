@@ -1,0 +1,54 @@
+//! `Limits::connect_timeout` over real sockets: a dial to an address whose SYNs go unanswered
+//! fails with a typed, recoverable `Error::ConnectTimeout` after about the timeout, holds no
+//! connection slot, and the transport keeps serving: the next send to a live peer works.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use sip_transport_api::{Destination, Error, Limits, Transport};
+use sip_transport_testkit::SilentListener;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_that_hangs_fails_at_the_connect_timeout() {
+    let silent = SilentListener::start();
+    let limit = Duration::from_millis(600);
+    let (cli, mut cli_rx) = bind(loopback(), Limits::default().with_connect_timeout(limit)).await;
+    let t0 = Instant::now();
+    let e = cli
+        .send_message(
+            &options(cli.local_addr(), 1),
+            &Destination::new(silent.addr),
+        )
+        .await
+        .expect_err("nobody answers the SYN");
+    let took = t0.elapsed();
+    match &e {
+        Error::ConnectTimeout { peer, after } => {
+            assert_eq!(*peer, silent.addr);
+            assert_eq!(*after, limit);
+        }
+        other => panic!("expected ConnectTimeout, got {other:?}"),
+    }
+    assert!(e.is_recoverable());
+    assert!(took >= limit && took < limit * 8, "{took:?}");
+    assert_eq!(cli.connection_count(), 0);
+
+    // The transport still serves: a live peer is reached and answers.
+    let (srv, srv_rx) = server(Limits::default()).await;
+    let _uas = spawn_uas(Arc::clone(&srv), srv_rx);
+    cli.send_message(
+        &options(cli.local_addr(), 2),
+        &Destination::new(srv.local_addr()),
+    )
+    .await
+    .expect("a live peer is reached");
+    assert_eq!(
+        next_message(&mut cli_rx).await.message.status_code(),
+        Some(200)
+    );
+    cli.close().await;
+    srv.close().await;
+}
