@@ -10,7 +10,8 @@ use sip_transport_api::{Error, Result};
 
 use super::lock;
 
-/// Most destinations tracked; past it, buckets that are full again are forgotten.
+/// Most destinations tracked; past it, buckets that are full again are forgotten, and when
+/// none is, the fullest one.
 const MAX_BUCKETS: usize = 8192;
 
 #[derive(Debug)]
@@ -40,8 +41,16 @@ impl Throttle {
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&dest) {
             buckets.retain(|_, b| refill(b, now, cap) < cap);
             if buckets.len() >= MAX_BUCKETS {
-                // Every bucket is busy: start over rather than grow.
-                buckets.clear();
+                // Every bucket is busy: forget the one with most tokens left (the destination
+                // nearest to its cap being lifted anyway) rather than grow, or forget them
+                // all, which would lift the cap for every busy destination at once.
+                let fullest = buckets
+                    .iter()
+                    .max_by(|a, b| a.1.tokens.total_cmp(&b.1.tokens))
+                    .map(|(k, _)| *k);
+                if let Some(k) = fullest {
+                    buckets.remove(&k);
+                }
             }
         }
         let b = buckets.entry(dest).or_insert(Bucket {
@@ -89,5 +98,28 @@ mod tests {
         t.admit(a, now + Duration::from_millis(340))
             .expect("one token back after 1/3 s");
         assert!(t.admit(a, now + Duration::from_millis(340)).is_err());
+    }
+
+    #[test]
+    fn a_full_table_forgets_one_destination_not_all() {
+        let t = Throttle::new(1);
+        let now = Instant::now();
+        let dest = |i: usize| {
+            let [_, _, hi, lo] = (i as u32).to_be_bytes();
+            SocketAddr::from(([10, 0, hi, lo], 5060))
+        };
+        for i in 0..MAX_BUCKETS {
+            t.admit(dest(i), now).expect("first send");
+        }
+        // Every bucket is empty; one more destination takes the place of exactly one.
+        t.admit(dest(MAX_BUCKETS), now).expect("a new destination");
+        let still_capped = (0..MAX_BUCKETS)
+            .filter(|i| t.admit(dest(*i), now).is_err())
+            .count();
+        // The forgotten one starts again with a full bucket (admitted, then tracked in
+        // place of another, which is admitted in turn, and so on): at most a handful of
+        // sends over the cap, never the whole table's.
+        assert!(still_capped >= MAX_BUCKETS - 2, "{still_capped}");
+        assert!(lock(&t.buckets).len() <= MAX_BUCKETS);
     }
 }
