@@ -123,7 +123,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) idle_timeout: u64,
-    /// Seconds a client has for its TLS handshake, WebSocket upgrade and PROXY header.
+    /// Seconds a client has for its TLS handshake and WebSocket upgrade.
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) handshake_timeout: u64,
