@@ -204,7 +204,8 @@ impl Transport for UdpTransport {
     /// [`Error::UdpMessageTooLarge`], anything over the datagram maximum with
     /// [`Error::DatagramTooLarge`], a destination of the other address family with
     /// [`Error::AddressFamilyMismatch`], OS errors with [`Error::Io`]. Always `Ok(None)`:
-    /// UDP has no flows.
+    /// UDP has no flows. To a multicast address, the datagram goes with
+    /// [`Destination::multicast_ttl`] as its TTL or hop limit, 1 when it is `None`.
     async fn send_message(&self, message: &Message, dest: &Destination) -> Result<Option<FlowId>> {
         let result = self.send_datagram(message, dest).await;
         if let Err(error) = &result {
