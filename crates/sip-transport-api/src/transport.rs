@@ -28,6 +28,12 @@ pub struct Destination {
     /// The datagram maximum and `Limits::max_message_size` still hold. Other transports
     /// ignore it.
     pub udp_size_rule_waived: bool,
+    /// UDP only: the TTL (IPv4) or hop limit (IPv6) of a datagram sent to a multicast
+    /// address; `None` sends with 1. A response to a Via `maddr` carries the Via's `ttl`, or 1
+    /// (RFC 3261 §18.2.2); a request to a multicast address should go with the `ttl` its top
+    /// Via states (§18.1.1 recommends 1 for IPv4). Ignored for unicast addresses and by other
+    /// transports.
+    pub multicast_ttl: Option<u8>,
 }
 
 impl Destination {
@@ -38,6 +44,7 @@ impl Destination {
             server_name: None,
             resource: None,
             udp_size_rule_waived: false,
+            multicast_ttl: None,
         }
     }
 
@@ -57,6 +64,13 @@ impl Destination {
     /// [`Destination::udp_size_rule_waived`]).
     pub fn with_udp_size_rule_waived(mut self) -> Self {
         self.udp_size_rule_waived = true;
+        self
+    }
+
+    /// Sets the multicast TTL (IPv4) or hop limit (IPv6) for a UDP send to a multicast
+    /// address (see [`Destination::multicast_ttl`]).
+    pub fn with_multicast_ttl(mut self, ttl: u8) -> Self {
+        self.multicast_ttl = Some(ttl);
         self
     }
 }
@@ -234,7 +248,8 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn stats(&self) -> TransportStats;
 
     /// Sends a response as RFC 3261 §18.2.2 says: over the request's flow when it is still
-    /// open, otherwise to the address the top Via gives (`received`/`rport`/sent-by).
+    /// open, otherwise to the address the top Via gives (`maddr`/`received`/`rport`/sent-by),
+    /// with the Via's multicast TTL ([`Destination::multicast_ttl`]) when that is `maddr`.
     /// A Via host that is a name needs RFC 3263 resolution, which the facade's manager does.
     async fn send_response(&self, response: &Message, flow: Option<FlowId>) -> Result<()> {
         if let Some(flow) = flow {
@@ -252,8 +267,81 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
                     target.host
                 ),
             })?;
-        self.send_message(response, &Destination::new(addr))
-            .await
-            .map(|_| ())
+        let mut dest = Destination::new(addr);
+        if let Some(ttl) = target.ttl {
+            dest = dest.with_multicast_ttl(ttl);
+        }
+        self.send_message(response, &dest).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::future::Future;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Waker};
+
+    /// Records the destinations `send_message` is given; has no flows.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<Destination>>);
+
+    #[async_trait]
+    impl Transport for Recorder {
+        fn kind(&self) -> TransportKind {
+            TransportKind::Udp
+        }
+        fn local_addr(&self) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], 5060))
+        }
+        async fn send_message(&self, _: &Message, dest: &Destination) -> Result<Option<FlowId>> {
+            self.0.lock().expect("lock").push(dest.clone());
+            Ok(None)
+        }
+        async fn send_on_flow(&self, flow: FlowId, _: &Message) -> Result<()> {
+            Err(Error::FlowClosed { flow })
+        }
+        async fn close(&self) {}
+        fn is_closed(&self) -> bool {
+            false
+        }
+        fn stats(&self) -> TransportStats {
+            TransportStats::default()
+        }
+    }
+
+    /// The recorder's futures never wait: one poll finishes them.
+    fn now<F: Future>(f: F) -> F::Output {
+        match std::pin::pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("the recorder does not wait"),
+        }
+    }
+
+    fn sent_to(via: &str) -> Destination {
+        let response = Message::parse(Bytes::from(format!(
+            "SIP/2.0 200 OK\r\nVia: {via}\r\nContent-Length: 0\r\n\r\n"
+        )))
+        .expect("parses");
+        let t = Recorder::default();
+        now(t.send_response(&response, None)).expect("sent");
+        t.0.lock().expect("lock").pop().expect("one send")
+    }
+
+    // RFC 3261 §18.2.2: the Via's ttl for a maddr, 1 without one, nothing for unicast.
+    #[test]
+    fn send_response_carries_the_maddr_ttl() {
+        let d = sent_to("SIP/2.0/UDP h:5070;maddr=239.255.0.1;ttl=4;branch=z9hG4bK1");
+        assert_eq!(d.addr, SocketAddr::from(([239, 255, 0, 1], 5070)));
+        assert_eq!(d.multicast_ttl, Some(4));
+        let d = sent_to("SIP/2.0/UDP h:5070;maddr=239.255.0.1;branch=z9hG4bK1");
+        assert_eq!(d.multicast_ttl, Some(1));
+        let d = sent_to("SIP/2.0/UDP 192.0.2.1:5070;ttl=9;branch=z9hG4bK1");
+        assert_eq!(d.multicast_ttl, None);
+        assert_eq!(
+            Destination::new(d.addr).with_multicast_ttl(0).multicast_ttl,
+            Some(0)
+        );
     }
 }

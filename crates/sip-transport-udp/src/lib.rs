@@ -13,7 +13,11 @@
 //! - requests over [`UdpConfig::mtu_threshold`] (1300 bytes) are refused so that the caller
 //!   moves them to a congestion-controlled transport (RFC 3261 §18.1.1), unless the
 //!   destination waives the rule (`Destination::with_udp_size_rule_waived`: that transport
-//!   was refused, or the path MTU is known).
+//!   was refused, or the path MTU is known);
+//! - a datagram to a multicast address goes with `Destination::multicast_ttl` as its TTL
+//!   (IPv4) or hop limit (IPv6), 1 when none is given: `send_response` fills it in from a
+//!   Via `maddr` and `ttl` (RFC 3261 §18.2.2). Multicast sends are serialised on the socket
+//!   (set the TTL, then send); unicast sends take no lock and make no extra syscall.
 //!
 //! What this crate is not: a transaction layer (no retransmissions), a resolver, or a
 //! multi-socket server. For one socket per core, bind several transports to the same address
@@ -37,6 +41,7 @@
 //! ```
 
 mod config;
+mod multicast;
 mod receive;
 mod send;
 mod socket;

@@ -1,7 +1,8 @@
 //! `UdpTransport`: the socket, its receive task and the [`Transport`] implementation.
 //!
 //! Owns the lifecycle (bind, close, drop) and the send path. Framing is the api crate's, the
-//! receive loop is in `receive.rs`, the size and address rules in `send.rs`.
+//! receive loop is in `receive.rs`, the size and address rules in `send.rs`, the multicast
+//! TTL option in `multicast.rs`.
 
 use std::fmt;
 use std::io;
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+use crate::multicast::{DEFAULT_MULTICAST_TTL, is_multicast, set_multicast_ttl};
 use crate::receive::ReceiveLoop;
 use crate::send::{check_size, map_destination};
 use crate::{UdpConfig, socket};
@@ -32,6 +34,9 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) mtu_threshold: usize,
     pub(crate) counters: Counters,
+    /// Held across "set the multicast TTL, send" so that two multicast sends with different
+    /// TTLs cannot interleave on the shared socket. Unicast sends never take it.
+    pub(crate) multicast: tokio::sync::Mutex<()>,
 }
 
 /// SIP over one UDP socket.
@@ -96,6 +101,7 @@ impl UdpTransport {
             limits: config.limits,
             mtu_threshold: config.mtu_threshold,
             counters: Counters::default(),
+            multicast: tokio::sync::Mutex::new(()),
         });
         let task = runtime.spawn(
             ReceiveLoop::new(Arc::clone(&shared), tx.clone())
@@ -143,11 +149,32 @@ impl UdpTransport {
         };
         check_size(message, target, threshold, &shared.limits)?;
         let bytes = message.as_bytes();
+        if is_multicast(target) {
+            // RFC 3261 §18.2.2: a response to a multicast `maddr` goes with the Via's TTL, or 1.
+            // Set on every multicast send: the previous one may have left another value.
+            let ttl = dest.multicast_ttl.unwrap_or(DEFAULT_MULTICAST_TTL);
+            let _serialised = shared.multicast.lock().await;
+            set_multicast_ttl(&shared.socket, target, ttl).map_err(|source| Error::Io {
+                peer: dest.addr,
+                source,
+            })?;
+            self.send_to(bytes, target, dest).await?;
+        } else {
+            self.send_to(bytes, target, dest).await?;
+        }
+        inc(&shared.counters.messages_sent);
+        add(&shared.counters.bytes_sent, bytes.len());
+        Ok(())
+    }
+
+    /// One `send_to` of a checked datagram to `target` (`dest.addr` mapped onto the socket).
+    async fn send_to(&self, bytes: &[u8], target: SocketAddr, dest: &Destination) -> Result<()> {
+        let socket = &self.shared.socket;
         // Try at once; a UDP send only waits when the socket's send buffer is full.
-        let sent = match shared.socket.try_send_to(bytes, target) {
+        let sent = match socket.try_send_to(bytes, target) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let after = shared.limits.write_timeout;
-                tokio::time::timeout(after, shared.socket.send_to(bytes, target))
+                let after = self.shared.limits.write_timeout;
+                tokio::time::timeout(after, socket.send_to(bytes, target))
                     .await
                     .map_err(|_| Error::WriteTimeout {
                         peer: dest.addr,
@@ -156,13 +183,10 @@ impl UdpTransport {
             }
             other => other,
         };
-        sent.map_err(|source| Error::Io {
+        sent.map(|_| ()).map_err(|source| Error::Io {
             peer: dest.addr,
             source,
-        })?;
-        inc(&shared.counters.messages_sent);
-        add(&shared.counters.bytes_sent, bytes.len());
-        Ok(())
+        })
     }
 }
 
@@ -180,7 +204,8 @@ impl Transport for UdpTransport {
     /// [`Error::UdpMessageTooLarge`], anything over the datagram maximum with
     /// [`Error::DatagramTooLarge`], a destination of the other address family with
     /// [`Error::AddressFamilyMismatch`], OS errors with [`Error::Io`]. Always `Ok(None)`:
-    /// UDP has no flows.
+    /// UDP has no flows. To a multicast address, the datagram goes with
+    /// [`Destination::multicast_ttl`] as its TTL or hop limit, 1 when it is `None`.
     async fn send_message(&self, message: &Message, dest: &Destination) -> Result<Option<FlowId>> {
         let result = self.send_datagram(message, dest).await;
         if let Err(error) = &result {
@@ -243,5 +268,109 @@ impl Drop for UdpTransport {
         if let Some(task) = lock(&self.receive_task).take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use socket2::SockRef;
+    use std::time::Duration;
+
+    fn options(via: &str) -> Message {
+        Message::parse(Bytes::from(format!(
+            "OPTIONS sip:x@example.invalid SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK1\r\n\
+             Call-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )))
+        .expect("parses")
+    }
+
+    fn response(via: &str) -> Message {
+        Message::parse(Bytes::from(format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK1\r\n\
+             Call-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )))
+        .expect("parses")
+    }
+
+    fn bind(addr: &str) -> Option<Arc<UdpTransport>> {
+        let config = UdpConfig::default().with_bind(addr.parse().expect("addr"));
+        UdpTransport::bind(config).ok().map(|(t, _rx)| t)
+    }
+
+    // The socket option after a send through the transport: what the old code never touched.
+    // Group 239.255.77.9 on a socket bound to 127.0.0.1 stays on `lo`.
+    #[tokio::test]
+    async fn multicast_sends_set_the_ipv4_ttl_and_unicast_sends_do_not() {
+        let udp = bind("127.0.0.1:0").expect("bind");
+        let ttl = || SockRef::from(&udp.shared.socket).multicast_ttl_v4().ok();
+        assert_eq!(ttl(), Some(1));
+        udp.send_response(&response("127.0.0.1:9;maddr=239.255.77.9;ttl=6"), None)
+            .await
+            .expect("multicast response");
+        assert_eq!(ttl(), Some(6));
+        let unicast = Destination::new(udp.local_addr()).with_multicast_ttl(42);
+        udp.send_message(&options("127.0.0.1:9"), &unicast)
+            .await
+            .expect("unicast");
+        assert_eq!(ttl(), Some(6), "a unicast send leaves the option alone");
+        let group: SocketAddr = "239.255.77.9:9".parse().expect("addr");
+        udp.send_message(&options("127.0.0.1:9"), &Destination::new(group))
+            .await
+            .expect("multicast request");
+        assert_eq!(ttl(), Some(1), "no TTL given: 1");
+    }
+
+    // IPv6: the hop limit. `ff01::` is interface-local: it never leaves the host (here, where
+    // `lo` has no multicast, the send fails with "unreachable"; the option is set first).
+    #[tokio::test]
+    async fn multicast_sends_set_the_ipv6_hop_limit() {
+        let Some(udp) = bind("[::1]:0") else {
+            eprintln!("\n*** SKIPPED: no IPv6 loopback on this host ***\n");
+            return;
+        };
+        let hops = || SockRef::from(&udp.shared.socket).multicast_hops_v6().ok();
+        assert_eq!(hops(), Some(1));
+        let _ = udp
+            .send_response(&response("[::1]:9;maddr=[ff01::5];ttl=5"), None)
+            .await;
+        assert_eq!(hops(), Some(5));
+        assert_eq!(
+            SockRef::from(&udp.shared.socket).multicast_ttl_v4().ok(),
+            Some(1),
+            "the IPv4 option is not the one for an IPv6 group"
+        );
+    }
+
+    // Only multicast sends take the lock: with it held, a unicast send completes and a
+    // multicast send waits for it.
+    #[tokio::test]
+    async fn only_multicast_sends_take_the_lock() {
+        let udp = bind("127.0.0.1:0").expect("bind");
+        let held = udp.shared.multicast.lock().await;
+        let unicast = Destination::new(udp.local_addr());
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            udp.send_message(&options("127.0.0.1:9"), &unicast),
+        )
+        .await
+        .expect("a unicast send does not wait for the multicast lock")
+        .expect("sent");
+        let group = Destination::new("239.255.77.9:9".parse().expect("addr"));
+        let request = options("127.0.0.1:9");
+        let multicast = udp.send_message(&request, &group);
+        let mut multicast = std::pin::pin!(multicast);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut multicast)
+                .await
+                .is_err(),
+            "a multicast send waits for the lock"
+        );
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(5), multicast)
+            .await
+            .expect("then it goes")
+            .expect("sent");
     }
 }

@@ -594,3 +594,55 @@ async fn oversized_request_to_a_udp_only_peer_falls_back_to_udp() {
     })
     .await;
 }
+
+/// RFC 3261 §18.2.2: a response whose Via `maddr` is a multicast group goes there with the
+/// Via's `ttl` (or 1) on its destination, which the UDP transport applies (its own tests read
+/// the TTL off the wire); a caller's destination keeps its TTL through the manager too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multicast_maddr_response_carries_the_via_ttl() {
+    bounded(async {
+        let group = std::net::Ipv4Addr::new(239, 255, 78, 1);
+        let member = std::net::UdpSocket::bind((group, 0)).expect("bind the group");
+        let joined = member.join_multicast_v4(&group, &std::net::Ipv4Addr::LOCALHOST);
+        member.set_read_timeout(Some(WAIT)).expect("timeout");
+        let to = member.local_addr().expect("addr");
+        let (manager, _events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        manager
+            .add(bind_udp(LOOPBACK).await.expect("udp"))
+            .expect("add");
+        let reply = SendTo::Reply {
+            flow: None,
+            local: None,
+        };
+        let via = |params: &str| format!("127.0.0.1:{};maddr={}{params}", to.port(), to.ip());
+        let mut buf = [0u8; 2048];
+        for (n, params, ttl) in [(1, ";ttl=5", 5), (2, "", 1)] {
+            let req = options_request("sip:m@127.0.0.1", "UDP", &via(params), n);
+            let sent = manager
+                .send_message(&ok_response(&req), reply.clone())
+                .await
+                .expect("sent to the group");
+            let dest = sent.destination.expect("destination");
+            assert_eq!(dest.addr, to);
+            assert_eq!(dest.multicast_ttl, Some(ttl), "{params:?}");
+            if joined.is_ok() {
+                let len = member.recv(&mut buf).expect("the group hears it");
+                assert!(buf[..len].starts_with(b"SIP/2.0 200"));
+            }
+        }
+        let req = options_request("sip:m@127.0.0.1", "UDP", "127.0.0.1:5099", 3);
+        let sent = manager
+            .send_message(
+                &req,
+                SendTo::address(
+                    TransportKind::Udp,
+                    Destination::new(to).with_multicast_ttl(4),
+                ),
+            )
+            .await
+            .expect("request to the group");
+        assert_eq!(sent.destination.and_then(|d| d.multicast_ttl), Some(4));
+        manager.close().await;
+    })
+    .await;
+}

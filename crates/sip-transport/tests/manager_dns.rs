@@ -341,7 +341,7 @@ async fn response_to_a_maddr_name_goes_there_not_to_the_sent_by() {
             .add(bind_udp(([127, 0, 0, 1], 0)).await.expect("udp"))
             .expect("add");
         let vias = [
-            format!("SIP/2.0/UDP uac.{DOMAIN}:{port};maddr=group.{DOMAIN};ttl=1;branch=z9hG4bK-m1"),
+            format!("SIP/2.0/UDP uac.{DOMAIN}:{port};maddr=group.{DOMAIN};ttl=3;branch=z9hG4bK-m1"),
             format!(
                 "SIP/2.0/UDP uac.{DOMAIN}:{port};received=127.0.0.2;maddr=group.{DOMAIN};branch=z9hG4bK-m2"
             ),
@@ -363,11 +363,11 @@ async fn response_to_a_maddr_name_goes_there_not_to_the_sent_by() {
                 )
                 .await
                 .expect("sent to the maddr name");
-            assert_eq!(
-                sent.destination.map(|d| d.addr),
-                Some(group.local_addr()),
-                "{via}"
-            );
+            let dest = sent.destination.expect("destination");
+            assert_eq!(dest.addr, group.local_addr(), "{via}");
+            // The maddr's TTL (the Via's, or 1) goes along; UDP applies it to groups only.
+            let ttl = if via.contains(";ttl=3") { 3 } else { 1 };
+            assert_eq!(dest.multicast_ttl, Some(ttl), "{via}");
             let got = next_message(&mut group_events).await;
             assert_eq!(got.message.top_via().expect("via").maddr(), Some(&*format!("group.{DOMAIN}")));
         }

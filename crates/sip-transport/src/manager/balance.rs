@@ -101,6 +101,7 @@ mod tests {
             server_name: None,
             priority,
             weight,
+            multicast_ttl: None,
         }
     }
 

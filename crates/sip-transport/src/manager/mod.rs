@@ -14,7 +14,8 @@
 //!   transport is changed to match. Sent-by and branch are kept as the caller wrote them.
 //! - Responses ([`SendTo::Reply`]): RFC 3261 §18.2.2 — over the request's flow while it is
 //!   open, else to `maddr`/`received`/`rport`/sent-by (reconnecting for streams); a sent-by
-//!   name through RFC 3263 §5, a `maddr` name by its A/AAAA records at the sent-by port.
+//!   name through RFC 3263 §5, a `maddr` name by its A/AAAA records at the sent-by port; to a
+//!   `maddr`, the destination carries the Via's `ttl` (or 1) for a multicast UDP send.
 //! - Throttling: an optional cap on requests per second per destination address.
 //!
 //! What it is not: a transaction layer. It does not retransmit or time transactions out; a
@@ -750,9 +751,8 @@ impl Inner {
     /// address the top Via gives, reconnecting for streams; a name through
     /// [`reply_by_name`](Self::reply_by_name).
     ///
-    /// A `maddr`'s TTL (`ResponseTarget::ttl`) is not applied: the UDP transport has no
-    /// per-send TTL, so a multicast group gets the socket's default (1, which is also the
-    /// RFC's default). Multicast itself is out of scope; the address is sent to like any other.
+    /// A `maddr`'s TTL (`ResponseTarget::ttl`: the Via's `ttl`, or 1) goes with the
+    /// destination; the UDP transport applies it when the address is a multicast group.
     async fn reply(
         &self,
         response: &Message,
@@ -771,6 +771,10 @@ impl Inner {
         };
         let (id, transport) = self.pick(target.transport, addr, local)?;
         let mut dest = Destination::new(addr);
+        if let Some(ttl) = target.ttl {
+            // RFC 3261 §18.2.2: a multicast maddr gets the Via's ttl, or 1.
+            dest = dest.with_multicast_ttl(ttl);
+        }
         if target.transport.is_secure() {
             // A new TLS connection to `received` checks the certificate against the sent-by
             // name, as for any URI host (RFC 3263 §5, RFC 5922 §7.3): a name is what a
@@ -818,7 +822,14 @@ impl Inner {
                 SentBy::from_via(&response.top_via()?)?
             };
             let found = self.resolver()?.resolve_response(&sent_by).await?;
-            let candidates = found.into_iter().map(Candidate::from).collect();
+            let candidates = found
+                .into_iter()
+                .map(|t| Candidate {
+                    // A maddr name may resolve to a group (`sip.mcast.net`): its TTL goes too.
+                    multicast_ttl: target.ttl,
+                    ..Candidate::from(t)
+                })
+                .collect();
             self.try_candidates(response, candidates).await
         }
         #[cfg(not(feature = "dns"))]

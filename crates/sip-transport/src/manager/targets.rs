@@ -9,7 +9,8 @@ use sip_transport_api::{Destination, Error, Result, TransportKind};
 
 use crate::uri::{Host, TargetUri};
 
-/// One place to try: transport, address, TLS name, and the SRV rank it came with.
+/// One place to try: transport, address, TLS name, the SRV rank it came with, and the TTL
+/// of a UDP send to a multicast address (a caller's destination, a Via `maddr` name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Candidate {
     pub(crate) kind: TransportKind,
@@ -17,6 +18,7 @@ pub(crate) struct Candidate {
     pub(crate) server_name: Option<Arc<str>>,
     pub(crate) priority: u16,
     pub(crate) weight: u16,
+    pub(crate) multicast_ttl: Option<u8>,
 }
 
 impl Candidate {
@@ -27,15 +29,19 @@ impl Candidate {
             server_name: dest.server_name.clone(),
             priority: 0,
             weight: 0,
+            multicast_ttl: dest.multicast_ttl,
         }
     }
 
     pub(crate) fn destination(&self) -> Destination {
-        let d = Destination::new(self.addr);
-        match &self.server_name {
-            Some(n) => d.with_server_name(Arc::clone(n)),
-            None => d,
+        let mut d = Destination::new(self.addr);
+        if let Some(n) = &self.server_name {
+            d = d.with_server_name(Arc::clone(n));
         }
+        if let Some(ttl) = self.multicast_ttl {
+            d = d.with_multicast_ttl(ttl);
+        }
+        d
     }
 }
 
@@ -48,6 +54,7 @@ impl From<crate::dns::Target> for Candidate {
             server_name: t.server_name,
             priority: t.priority,
             weight: t.weight,
+            multicast_ttl: None,
         }
     }
 }
@@ -70,6 +77,7 @@ pub(crate) fn numeric(uri: &TargetUri, held: &[TransportKind]) -> Option<Result<
         server_name: uri.server_name().map(Arc::from),
         priority: 0,
         weight: 0,
+        multicast_ttl: None,
     }]))
 }
 
