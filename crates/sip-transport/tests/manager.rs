@@ -646,3 +646,67 @@ async fn multicast_maddr_response_carries_the_via_ttl() {
     })
     .await;
 }
+
+/// `SendTo::Address` sends with the caller's whole destination: a WebSocket resource (a
+/// server that takes only `/sip-ws` answers) and the RFC 3261 §18.1.1 waiver (a large request
+/// the caller waived stays on UDP although a TCP transport is there). Both were dropped when
+/// the manager rebuilt the destination from address and name.
+#[cfg(feature = "ws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_destination_keeps_its_resource_and_size_waiver() {
+    use sip_transport::ws::{WsConfig, WsTransport};
+    bounded(async {
+        let ws_server = WsTransport::bind(
+            WsConfig::new(SocketAddr::from(LOOPBACK)).with_allowed_paths(["/sip-ws"]),
+        )
+        .expect("ws listener");
+        let mut ws_receiver = Responder::start(ws_server);
+        let mut udp_receiver = Responder::start(bind_udp(LOOPBACK).await.expect("udp peer"));
+        let (manager, _events) = TransportManager::new(ManagerConfig::default()).expect("m");
+        manager
+            .add(bind_udp(LOOPBACK).await.expect("udp"))
+            .expect("add");
+        manager
+            .add(
+                TcpTransport::bind(TcpConfig::client())
+                    .await
+                    .expect("tcp client"),
+            )
+            .expect("add");
+        manager
+            .add(
+                WsTransport::bind(WsConfig::new(SocketAddr::from(LOOPBACK)).with_listen(false))
+                    .expect("ws client"),
+            )
+            .expect("add");
+
+        let ws_to = Destination::new(SocketAddr::from(([127, 0, 0, 1], ws_receiver.port())))
+            .with_resource("/sip-ws");
+        let req = options_request("sip:x@127.0.0.1", "WS", "client.invalid", 1);
+        let sent = manager
+            .send_message(&req, SendTo::address(TransportKind::Ws, ws_to))
+            .await
+            .expect("the server takes /sip-ws");
+        assert_eq!(sent.kind, TransportKind::Ws);
+        assert_eq!(
+            ws_receiver.next_request().await.message.call_id(),
+            req.call_id()
+        );
+
+        let big = request_with_body("MESSAGE", "UDP", "127.0.0.1:5099", 2, 2000);
+        let udp_to = Destination::new(SocketAddr::from(([127, 0, 0, 1], udp_receiver.port())))
+            .with_udp_size_rule_waived();
+        let sent = manager
+            .send_message(&big, SendTo::address(TransportKind::Udp, udp_to))
+            .await
+            .expect("sent");
+        assert_eq!(sent.kind, TransportKind::Udp, "the caller waived the rule");
+        assert!(!sent.via_rewritten);
+        let got = udp_receiver.next_request().await;
+        assert_eq!(got.kind, TransportKind::Udp);
+        assert_eq!(got.message.body(), big.body());
+        assert_eq!(manager.stats().udp_to_tcp, 0);
+        manager.close().await;
+    })
+    .await;
+}

@@ -102,6 +102,8 @@ mod tests {
             priority,
             weight,
             multicast_ttl: None,
+            resource: None,
+            udp_size_rule_waived: false,
         }
     }
 

@@ -636,7 +636,8 @@ impl Inner {
     /// make a failed-over request a new transaction is the transaction layer's to follow).
     async fn send_to(&self, message: &Message, c: &Candidate) -> Result<Sent> {
         let oversized = message.is_request() && message.len() > self.config.udp_mtu_threshold;
-        if c.kind == TransportKind::Udp && oversized {
+        // A caller's waiver (`Destination::udp_size_rule_waived`) keeps it on UDP.
+        if c.kind == TransportKind::Udp && oversized && !c.udp_size_rule_waived {
             return self.udp_as_tcp(message, c).await;
         }
         let (id, transport) = self.pick(c.kind, c.addr, None)?;

@@ -19,6 +19,10 @@ pub(crate) struct Candidate {
     pub(crate) priority: u16,
     pub(crate) weight: u16,
     pub(crate) multicast_ttl: Option<u8>,
+    /// The WebSocket resource of a caller's destination (`SendTo::Address`).
+    pub(crate) resource: Option<Arc<str>>,
+    /// A caller's RFC 3261 §18.1.1 waiver (`SendTo::Address`).
+    pub(crate) udp_size_rule_waived: bool,
 }
 
 impl Candidate {
@@ -30,6 +34,8 @@ impl Candidate {
             priority: 0,
             weight: 0,
             multicast_ttl: dest.multicast_ttl,
+            resource: dest.resource.clone(),
+            udp_size_rule_waived: dest.udp_size_rule_waived,
         }
     }
 
@@ -40,6 +46,12 @@ impl Candidate {
         }
         if let Some(ttl) = self.multicast_ttl {
             d = d.with_multicast_ttl(ttl);
+        }
+        if let Some(r) = &self.resource {
+            d = d.with_resource(Arc::clone(r));
+        }
+        if self.udp_size_rule_waived {
+            d = d.with_udp_size_rule_waived();
         }
         d
     }
@@ -55,6 +67,8 @@ impl From<crate::dns::Target> for Candidate {
             priority: t.priority,
             weight: t.weight,
             multicast_ttl: None,
+            resource: None,
+            udp_size_rule_waived: false,
         }
     }
 }
@@ -78,6 +92,8 @@ pub(crate) fn numeric(uri: &TargetUri, held: &[TransportKind]) -> Option<Result<
         priority: 0,
         weight: 0,
         multicast_ttl: None,
+        resource: None,
+        udp_size_rule_waived: false,
     }]))
 }
 
