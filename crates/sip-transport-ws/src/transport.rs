@@ -91,6 +91,7 @@ impl WsTransport {
             counters: Counters::default(),
             events: events_tx,
             shutdown,
+            stopped: watch::Sender::new(false),
             keepalive: config.keepalive_interval,
             pong_timeout: config.pong_timeout,
             proxy: config.proxy_protocol.clone(),
@@ -258,6 +259,11 @@ impl Transport for WsTransport {
             .saturating_add(grace / 2)
             .saturating_add(std::time::Duration::from_millis(100));
         let _ = tokio::time::timeout(wait, self.shared.registry.wait_empty()).await;
+        // Past it, connections drop the last events the application has no room for, as the
+        // stream transports do, and end.
+        self.shared.stopped.send_replace(true);
+        let rest = std::time::Duration::from_secs(1);
+        let _ = tokio::time::timeout(rest, self.shared.registry.wait_empty()).await;
         let _ = tokio::time::timeout(grace, self.shared.events.send(TransportEvent::Closed)).await;
         *done = true;
     }
@@ -275,5 +281,6 @@ impl Drop for WsTransport {
     fn drop(&mut self) {
         // Stops the listener and the connections (they close without waiting for anyone).
         self.shared.shutdown.send_replace(true);
+        self.shared.stopped.send_replace(true);
     }
 }
