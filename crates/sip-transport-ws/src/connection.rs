@@ -59,6 +59,7 @@ use crate::registry::Slot;
 use crate::shared::Shared;
 use crate::stream::WsIo;
 use crate::watched_io::WatchedIo;
+use crate::write_queue::QueueReceiver;
 
 /// One WebSocket connection as the driver holds it.
 pub(crate) type WsStream = WebSocketStream<WatchedIo<WsIo>>;
@@ -85,7 +86,7 @@ enum Step {
 /// The I/O state polled as one future.
 struct Io {
     ws: WsStream,
-    rx: mpsc::Receiver<WsMessage>,
+    rx: QueueReceiver,
     /// The connection's place in the table and the count; the flow leaves the table as soon
     /// as the close begins.
     slot: Slot,
@@ -94,6 +95,8 @@ struct Io {
     /// Messages handed to tungstenite since its last flush. They count as sent only once
     /// flushed, so a connection that ends with them inside reports them as lost.
     unflushed: usize,
+    /// Their bytes, released from the queue's byte budget once flushed.
+    unflushed_bytes: usize,
     /// Why accepted messages may be left unwritten, for the loss report.
     fatal: Option<Error>,
     /// Last frame received, or data message sent (pings we send do not count).
@@ -132,6 +135,7 @@ impl Io {
                     let len = msg.len();
                     // Taken off the queue: written once flushed, lost if refused here.
                     self.unflushed += 1;
+                    self.unflushed_bytes += len;
                     if let Err(e) = Pin::new(&mut self.ws).start_send(msg) {
                         return Poll::Ready(Step::WriteError(e));
                     }
@@ -266,6 +270,7 @@ impl Io {
         if self.unflushed > 0 {
             add(&self.shared.counters.messages_sent, self.unflushed);
             self.unflushed = 0;
+            self.rx.release(std::mem::take(&mut self.unflushed_bytes));
         }
     }
 
@@ -314,7 +319,7 @@ impl Io {
 pub(crate) async fn drive(
     ws: WsStream,
     info: ConnInfo,
-    rx: mpsc::Receiver<WsMessage>,
+    rx: QueueReceiver,
     slot: Slot,
     shared: Arc<Shared>,
 ) {
@@ -329,6 +334,7 @@ pub(crate) async fn drive(
         peer: info.peer,
         need_flush: false,
         unflushed: 0,
+        unflushed_bytes: 0,
         fatal: None,
         last_activity: now,
         last_traffic: now,
@@ -740,9 +746,10 @@ async fn close_within(
 /// Hands every queued message to tungstenite, then sends the Close frame (which flushes them
 /// all).
 async fn write_queue_then_close(io: &mut Io, frame: CloseFrame) -> Result<(), WsError> {
-    while let Ok(msg) = io.rx.try_recv() {
+    while let Some(msg) = io.rx.try_recv() {
         let len = msg.len();
         io.unflushed += 1;
+        io.unflushed_bytes += len;
         io.ws.feed(msg).await?;
         add(&io.shared.counters.bytes_sent, len);
     }

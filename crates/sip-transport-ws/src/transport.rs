@@ -23,6 +23,7 @@ use sip_transport_api::{
 
 use crate::shared::Shared;
 use crate::upgrade::UpgradePolicy;
+use crate::write_queue::Refused;
 use crate::{WsConfig, WsScheme, accept, client_tls, dial};
 
 /// SIP over WebSocket (RFC 7118): a `ws` or `wss` listener plus outbound `ws`/`wss` flows.
@@ -175,7 +176,8 @@ impl WsTransport {
     }
 
     /// Queues `message` on `flow`'s bounded write queue, failing fast: `FlowClosed` once the
-    /// flow's close has begun, `WriteQueueFull` when the peer does not read fast enough.
+    /// flow's close has begun, `WriteQueueFull` when the peer does not read fast enough (the
+    /// queue's message or byte limit is reached).
     fn queue_on_flow(&self, flow: FlowId, message: &Message) -> Result<()> {
         if self.is_closed() {
             return Err(Error::TransportClosed);
@@ -185,11 +187,11 @@ impl WsTransport {
             return Err(Error::FlowClosed { flow });
         };
         sender.tx.try_send(frame_of(message)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::WriteQueueFull {
+            Refused::Full => Error::WriteQueueFull {
                 peer: sender.peer,
                 depth: self.shared.limits.write_queue_depth,
             },
-            mpsc::error::TrySendError::Closed(_) => Error::FlowClosed { flow },
+            Refused::Closed => Error::FlowClosed { flow },
         })
     }
 
