@@ -95,12 +95,14 @@ pub enum Error {
         /// The maximum (65,507 for IPv4).
         limit: usize,
     },
-    /// The per-connection write queue is full: the peer does not read fast enough.
-    #[error("write queue to {peer} is full ({depth} messages queued)")]
+    /// The per-connection write queue is full: the peer does not read fast enough. Its
+    /// bounds are `Limits::write_queue_depth` messages and `Limits::max_write_queue_bytes`
+    /// bytes, whichever is reached first.
+    #[error("write queue to {peer} is full ({depth} messages or the byte budget unwritten)")]
     WriteQueueFull {
         /// The peer.
         peer: SocketAddr,
-        /// The queue depth in force.
+        /// The queue depth in force (messages).
         depth: usize,
     },
     /// A write did not complete in time (the peer stopped reading).

@@ -38,6 +38,21 @@ pub struct Limits {
     pub write_timeout: Duration,
     /// Messages queued per connection for writing before `send_message` fails. Default 1,024.
     pub write_queue_depth: usize,
+    /// Bytes of messages queued per connection for writing (accepted and not yet written)
+    /// before a send fails with the recoverable `Error::WriteQueueFull`, the connection
+    /// staying open. Default 1 MiB.
+    ///
+    /// The message count alone lets a peer that stops reading hold up to `write_queue_depth`
+    /// × `max_message_size` (64 MiB at the defaults) per connection until `write_timeout`
+    /// gives it up. 1 MiB still holds a burst of 16 messages of the largest size (a flood of
+    /// large NOTIFYs or INVITEs to a peer that reads a little late); Kamailio, sending only
+    /// what it forwards, caps it at 32 KiB (`tcp_conn_wq_max`). What the kernel's socket
+    /// buffer has taken no longer counts.
+    ///
+    /// A message larger than the budget is still accepted on an empty queue, so that a budget
+    /// below `max_message_size` cannot make a message impossible to send; the queue then holds
+    /// at most one such message.
+    pub max_write_queue_bytes: usize,
     /// Capacity of the event channel to the application. Default 8,192.
     pub event_queue_depth: usize,
     /// Time `close()` waits for queued writes to drain. Default 2 s.
@@ -60,6 +75,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             write_queue_depth: 1_024,
+            max_write_queue_bytes: 1024 * 1024,
             event_queue_depth: 8_192,
             close_grace: Duration::from_secs(2),
         }
@@ -108,6 +124,8 @@ setters! {
     with_write_timeout: write_timeout: Duration;
     /// Sets [`Limits::write_queue_depth`].
     with_write_queue_depth: write_queue_depth: usize;
+    /// Sets [`Limits::max_write_queue_bytes`].
+    with_max_write_queue_bytes: max_write_queue_bytes: usize;
     /// Sets [`Limits::event_queue_depth`].
     with_event_queue_depth: event_queue_depth: usize;
     /// Sets [`Limits::close_grace`].
@@ -124,6 +142,10 @@ mod tests {
         assert!(l.max_header_size <= l.max_message_size);
         assert!(l.max_line_length <= l.max_header_size);
         assert!(l.max_message_size >= 65_507, "a full UDP datagram must fit");
+        assert!(
+            l.max_write_queue_bytes >= 8 * l.max_message_size,
+            "the write queue holds a burst of the largest messages"
+        );
         let l = Limits::new()
             .with_max_connections(3)
             .with_idle_timeout(Duration::from_secs(1));

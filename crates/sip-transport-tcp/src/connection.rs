@@ -3,7 +3,8 @@
 //! driver task owns the socket and is woken through it. No I/O happens here.
 //!
 //! The queue counts every message accepted and not yet written (queued here or taken by the
-//! driver), so `Limits::write_queue_depth` bounds exactly what a slow peer can make us hold.
+//! driver), and their bytes, so `Limits::write_queue_depth` (messages) and
+//! `Limits::max_write_queue_bytes` bound exactly what a slow peer can make us hold.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
-use sip_transport_api::{Direction, Error, FlowId, Result};
+use sip_transport_api::{Direction, Error, FlowId, Limits, Result};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,8 @@ struct Queue {
     items: VecDeque<Bytes>,
     /// Messages accepted and not yet fully written (here or in the driver's outbox).
     unwritten: usize,
+    /// Their bytes.
+    unwritten_bytes: usize,
     waker: Option<Waker>,
     state: ConnState,
 }
@@ -48,15 +51,18 @@ pub(crate) struct Connection {
     /// connector whether this connection serves a name; the driver reads it for `annotate`.
     info: Box<dyn Any + Send + Sync>,
     depth: usize,
+    max_bytes: usize,
     queue: Mutex<Queue>,
 }
 
 impl Connection {
+    /// A connection whose write queue is bounded by `limits` (`write_queue_depth`,
+    /// `max_write_queue_bytes`).
     pub(crate) fn new(
         peer: SocketAddr,
         local: SocketAddr,
         direction: Direction,
-        depth: usize,
+        limits: &Limits,
     ) -> Self {
         Connection {
             flow: FlowId::next(),
@@ -65,10 +71,12 @@ impl Connection {
             direction,
             dialed_for: None,
             info: Box::new(()),
-            depth: depth.max(1),
+            depth: limits.write_queue_depth.max(1),
+            max_bytes: limits.max_write_queue_bytes,
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
                 unwritten: 0,
+                unwritten_bytes: 0,
                 waker: None,
                 state: ConnState::Open,
             }),
@@ -109,7 +117,9 @@ impl Connection {
     }
 
     /// Queues a message for writing. Fails fast: `WriteQueueFull` when `depth` messages are
-    /// unwritten, `FlowClosed` when the connection is closed (or draining and
+    /// unwritten or the message would take the unwritten bytes past `max_bytes` (a message
+    /// larger than that is accepted when nothing is unwritten: it could never be sent
+    /// otherwise), `FlowClosed` when the connection is closed (or draining and
     /// `allow_draining` is false).
     pub(crate) fn enqueue(&self, bytes: Bytes, allow_draining: bool) -> Result<()> {
         let waker = {
@@ -119,7 +129,10 @@ impl Connection {
                 ConnState::Draining if allow_draining => {}
                 _ => return Err(Error::FlowClosed { flow: self.flow }),
             }
-            if q.unwritten >= self.depth {
+            let len = bytes.len();
+            let over_budget =
+                q.unwritten > 0 && q.unwritten_bytes.saturating_add(len) > self.max_bytes;
+            if q.unwritten >= self.depth || over_budget {
                 return Err(Error::WriteQueueFull {
                     peer: self.peer,
                     depth: self.depth,
@@ -127,6 +140,7 @@ impl Connection {
             }
             q.items.push_back(bytes);
             q.unwritten += 1;
+            q.unwritten_bytes += len;
             q.waker.take()
         };
         if let Some(w) = waker {
@@ -154,10 +168,11 @@ impl Connection {
         q.state
     }
 
-    /// Driver side: `n` messages were fully written.
-    pub(crate) fn written(&self, n: usize) {
+    /// Driver side: `n` messages of `bytes` bytes in all were fully written.
+    pub(crate) fn written(&self, n: usize, bytes: usize) {
         let mut q = self.lock();
         q.unwritten = q.unwritten.saturating_sub(n);
+        q.unwritten_bytes = q.unwritten_bytes.saturating_sub(bytes);
     }
 
     /// Asks the driver to flush and close. No effect unless open.
@@ -182,6 +197,7 @@ impl Connection {
         q.state = ConnState::Closed;
         q.items = VecDeque::new();
         q.waker = None;
+        q.unwritten_bytes = 0;
         std::mem::take(&mut q.unwritten)
     }
 }
@@ -193,7 +209,28 @@ mod tests {
 
     fn conn(depth: usize) -> Connection {
         let a: SocketAddr = "127.0.0.1:5060".parse().expect("addr");
-        Connection::new(a, a, Direction::Inbound, depth)
+        let limits = Limits::default().with_write_queue_depth(depth);
+        Connection::new(a, a, Direction::Inbound, &limits)
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let a: SocketAddr = "127.0.0.1:5060".parse().expect("addr");
+        let limits = Limits::default().with_max_write_queue_bytes(10);
+        let c = Connection::new(a, a, Direction::Inbound, &limits);
+        let msg = |n: usize| Bytes::from(vec![b'x'; n]);
+        // Larger than the budget, on an empty queue: accepted (it could never go otherwise).
+        c.enqueue(msg(25), false).expect("alone");
+        assert!(matches!(
+            c.enqueue(msg(1), false),
+            Err(Error::WriteQueueFull { .. })
+        ));
+        c.written(1, 25);
+        c.enqueue(msg(6), false).expect("6");
+        c.enqueue(msg(4), false).expect("10");
+        assert!(c.enqueue(msg(1), false).is_err(), "11 > 10");
+        c.written(1, 6);
+        c.enqueue(msg(6), false).expect("room again");
     }
 
     #[test]
@@ -210,7 +247,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         // Taken by the driver but not written: still counts.
         assert!(c.enqueue(Bytes::from_static(b"c"), false).is_err());
-        c.written(1);
+        c.written(1, 1);
         c.enqueue(Bytes::from_static(b"c"), false)
             .expect("room again");
         c.begin_drain();
@@ -218,7 +255,7 @@ mod tests {
             c.enqueue(Bytes::from_static(b"d"), false),
             Err(Error::FlowClosed { .. })
         ));
-        c.written(1);
+        c.written(1, 1);
         c.enqueue(Bytes::from_static(b"d"), true)
             .expect("responses may still go");
         assert_eq!(c.close(), 2);

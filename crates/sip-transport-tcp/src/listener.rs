@@ -165,7 +165,7 @@ fn serve<C: StreamConnector>(
         };
         let info = shared.connector.peer_info(&stream);
         let conn = Arc::new(
-            Connection::new(client, local, Direction::Inbound, limits.write_queue_depth)
+            Connection::new(client, local, Direction::Inbound, limits)
                 .with_peer(Box::new(info), None),
         );
         tracing::Span::current().record("flow", tracing::field::display(conn.flow));

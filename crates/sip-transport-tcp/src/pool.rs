@@ -256,7 +256,7 @@ impl ConnectionPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sip_transport_api::Direction;
+    use sip_transport_api::{Direction, Limits};
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().expect("addr")
@@ -293,7 +293,12 @@ mod tests {
             panic!("expected to dial")
         };
         assert!(matches!(route(None), Ok(Route::Wait(_, true))));
-        let c = Arc::new(Connection::new(to, to, Direction::Outbound, 4));
+        let c = Arc::new(Connection::new(
+            to,
+            to,
+            Direction::Outbound,
+            &Limits::default(),
+        ));
         assert!(pool.insert(&c));
         pool.end_dial(to, None);
         let _ = tx.send(Some(Ok(Arc::clone(&c))));
@@ -327,7 +332,7 @@ mod tests {
             panic!("expected to dial b.test")
         };
         let a = Arc::new(
-            Connection::new(to, to, Direction::Outbound, 4)
+            Connection::new(to, to, Direction::Outbound, &Limits::default())
                 .with_peer(Box::new(()), Some(Arc::from("a.test"))),
         );
         assert!(pool.insert(&a));

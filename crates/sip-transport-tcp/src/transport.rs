@@ -373,7 +373,7 @@ fn dial_task<C: StreamConnector>(
         };
         let info = shared.connector.peer_info(&stream);
         let conn = Arc::new(
-            Connection::new(addr, local, Direction::Outbound, limits.write_queue_depth)
+            Connection::new(addr, local, Direction::Outbound, limits)
                 .with_peer(Box::new(info), name_key(&dest).map(Arc::from)),
         );
         tracing::Span::current().record("flow", tracing::field::display(conn.flow));

@@ -591,6 +591,47 @@ async fn stuck_peer_gives_write_queue_full_then_write_timeout() {
     hold.abort();
 }
 
+/// A peer that never reads, sent large messages: the byte budget of the write queue
+/// (`Limits::max_write_queue_bytes`) refuses them long before `write_queue_depth` messages
+/// pile up, with the recoverable `WriteQueueFull`, and the connection stays open. TLS runs
+/// the same connection code (`Connection::enqueue`, the driver).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_queue_is_bounded_in_bytes() {
+    const BUDGET: usize = 256 * 1024;
+    let (to, hold) = never_reading_peer();
+    let limits = Limits::default()
+        .with_max_write_queue_bytes(BUDGET)
+        .with_write_timeout(Duration::from_secs(30));
+    let depth = limits.write_queue_depth;
+    let (cli, _c_rx) = TcpTransport::bind(TcpConfig::client().with_limits(limits))
+        .await
+        .expect("client");
+    let big = sip_transport_testkit::request_with_body("MESSAGE", "TCP", "127.0.0.1:9", 1, 60_000);
+    let started = Instant::now();
+    let mut accepted = 0usize;
+    let full = loop {
+        assert!(started.elapsed() < WAIT, "the queue never filled");
+        assert!(
+            accepted < depth,
+            "{accepted} messages accepted: no byte budget"
+        );
+        match cli.send_message(&big, &Destination::new(to)).await {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        if accepted.is_multiple_of(4) {
+            tokio::time::sleep(Duration::from_millis(10)).await; // let the driver write
+        }
+    };
+    assert!(matches!(full, Error::WriteQueueFull { .. }), "{full:?}");
+    assert!(full.is_recoverable());
+    // The kernel's buffers took some; the queue holds at most the budget's worth.
+    assert!(accepted < depth / 4, "{accepted} messages accepted");
+    assert_eq!(cli.stats().connections_open, 1, "the connection stays open");
+    cli.close().await;
+    hold.abort();
+}
+
 /// Regression (issue 9, vanished peer): messages a listening transport dialed out with, all
 /// taken by the kernel's send buffer at once (our outbox empty, so the driver's stall timer
 /// has nothing to time), to a peer that never reads. The write timeout must still end the

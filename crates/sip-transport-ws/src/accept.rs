@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use sip_transport_api::stats::inc;
@@ -164,7 +164,7 @@ async fn accept_one(
     } else {
         crate::WsScheme::Ws
     };
-    let (tx, rx) = mpsc::channel(shared.limits.write_queue_depth.max(1));
+    let (tx, rx) = crate::write_queue::channel(&shared.limits);
     shared.registry.register(
         &mut slot,
         flow,

@@ -16,6 +16,13 @@
 //! can only pong after it, RFC 6455 §5.4, and is alive meanwhile), or the flow is dead
 //! (RFC 5626 §4.4.1).
 //!
+//! Backpressure: when the application's event channel is full, the connection stops reading
+//! (the peer's TCP window closes) until there is room, but goes on writing its queue (the
+//! application's responses), keeps its write timeout and keepalive pings, and still closes on
+//! shutdown, as the stream transports' driver does. Its last events (one read before the
+//! close, the loss report, `ConnectionClosed`) wait for room only until `close()` has passed
+//! its grace period (or the transport is dropped); then they are dropped.
+//!
 //! No accepted message is lost silently. A message counts as sent once tungstenite has flushed
 //! it. When a close begins, the flow leaves the table and its queue takes no more messages
 //! (later sends fail with `FlowClosed`); what was queued before is still written within the
@@ -52,6 +59,7 @@ use crate::registry::Slot;
 use crate::shared::Shared;
 use crate::stream::WsIo;
 use crate::watched_io::WatchedIo;
+use crate::write_queue::QueueReceiver;
 
 /// One WebSocket connection as the driver holds it.
 pub(crate) type WsStream = WebSocketStream<WatchedIo<WsIo>>;
@@ -78,7 +86,7 @@ enum Step {
 /// The I/O state polled as one future.
 struct Io {
     ws: WsStream,
-    rx: mpsc::Receiver<WsMessage>,
+    rx: QueueReceiver,
     /// The connection's place in the table and the count; the flow leaves the table as soon
     /// as the close begins.
     slot: Slot,
@@ -87,6 +95,8 @@ struct Io {
     /// Messages handed to tungstenite since its last flush. They count as sent only once
     /// flushed, so a connection that ends with them inside reports them as lost.
     unflushed: usize,
+    /// Their bytes, released from the queue's byte budget once flushed.
+    unflushed_bytes: usize,
     /// Why accepted messages may be left unwritten, for the loss report.
     fatal: Option<Error>,
     /// Last frame received, or data message sent (pings we send do not count).
@@ -105,6 +115,9 @@ struct Io {
     pong_timeout: Duration,
     /// The keepalive ping awaiting an answer: when it was sent, and the bytes read by then.
     ping_outstanding: Option<(Instant, u64)>,
+    /// `false` while an event waits for room in the channel: the read side and its clocks
+    /// (idle, message read, pong) are paused.
+    reading: bool,
     shared: Arc<Shared>,
 }
 
@@ -122,6 +135,7 @@ impl Io {
                     let len = msg.len();
                     // Taken off the queue: written once flushed, lost if refused here.
                     self.unflushed += 1;
+                    self.unflushed_bytes += len;
                     if let Err(e) = Pin::new(&mut self.ws).start_send(msg) {
                         return Poll::Ready(Step::WriteError(e));
                     }
@@ -151,7 +165,7 @@ impl Io {
                 }
             }
         }
-        match Pin::new(&mut self.ws).poll_next(cx) {
+        match self.poll_read(cx) {
             Poll::Ready(Some(Ok(msg))) => {
                 let now = Instant::now();
                 self.last_activity = now;
@@ -179,23 +193,26 @@ impl Io {
             {
                 return Poll::Ready(Step::Timeout(CloseReason::WriteTimeout));
             }
-            self.partial_armed = self.ws.get_ref().partial_since();
-            if let Some(since) = self.partial_armed
-                && now >= after(since, self.message_timeout)
-            {
-                return Poll::Ready(Step::Timeout(CloseReason::HeaderReadTimeout));
-            }
             let read = self.ws.get_ref().bytes_read();
-            if let Some((sent, seen)) = self.ping_outstanding {
-                if read != seen {
-                    // A pong, or any byte: the peer is alive.
-                    self.ping_outstanding = None;
-                } else if now >= after(sent, self.pong_timeout) {
-                    return Poll::Ready(Step::Timeout(CloseReason::KeepaliveTimeout));
+            // The read clocks stand still while we do not read.
+            if self.reading {
+                self.partial_armed = self.ws.get_ref().partial_since();
+                if let Some(since) = self.partial_armed
+                    && now >= after(since, self.message_timeout)
+                {
+                    return Poll::Ready(Step::Timeout(CloseReason::HeaderReadTimeout));
                 }
-            }
-            if now >= after(self.last_activity, self.idle) {
-                return Poll::Ready(Step::Timeout(CloseReason::IdleTimeout));
+                if let Some((sent, seen)) = self.ping_outstanding {
+                    if read != seen {
+                        // A pong, or any byte: the peer is alive.
+                        self.ping_outstanding = None;
+                    } else if now >= after(sent, self.pong_timeout) {
+                        return Poll::Ready(Step::Timeout(CloseReason::KeepaliveTimeout));
+                    }
+                }
+                if now >= after(self.last_activity, self.idle) {
+                    return Poll::Ready(Step::Timeout(CloseReason::IdleTimeout));
+                }
             }
             if let Some(every) = self.keepalive
                 && now >= after(self.last_traffic, every)
@@ -220,11 +237,40 @@ impl Io {
         Poll::Pending
     }
 
+    /// The next message from the peer; `Pending` while reading is paused.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<WsMessage, WsError>>> {
+        if self.reading {
+            Pin::new(&mut self.ws).poll_next(cx)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Reading stops until an event finds room in the channel (backpressure).
+    fn pause_reading(&mut self) {
+        self.reading = false;
+        self.rearm();
+    }
+
+    /// Reading resumes after a pause, and the read clocks start over: the pause was ours,
+    /// not the peer's (as the stream driver does).
+    fn resume_reading(&mut self) {
+        self.reading = true;
+        let now = Instant::now();
+        self.last_activity = now;
+        self.ws.get_mut().restart_clock(now);
+        if let Some((sent, _)) = &mut self.ping_outstanding {
+            *sent = now;
+        }
+        self.rearm();
+    }
+
     /// tungstenite flushed everything it was handed: those messages are sent.
     fn flushed(&mut self) {
         if self.unflushed > 0 {
             add(&self.shared.counters.messages_sent, self.unflushed);
             self.unflushed = 0;
+            self.rx.release(std::mem::take(&mut self.unflushed_bytes));
         }
     }
 
@@ -248,18 +294,21 @@ impl Io {
 
     /// Sets the timer to the next moment something may be due.
     fn rearm(&mut self) {
-        let mut next = after(self.last_activity, self.idle);
+        let mut next = after(self.last_traffic, Duration::MAX);
         if let Some(since) = self.write_blocked_since {
             next = next.min(after(since, self.write_timeout));
         }
         if let Some(every) = self.keepalive {
             next = next.min(after(self.last_traffic, every));
         }
-        if let Some(since) = self.partial_armed {
-            next = next.min(after(since, self.message_timeout));
-        }
-        if let Some((sent, _)) = self.ping_outstanding {
-            next = next.min(after(sent, self.pong_timeout));
+        if self.reading {
+            next = next.min(after(self.last_activity, self.idle));
+            if let Some(since) = self.partial_armed {
+                next = next.min(after(since, self.message_timeout));
+            }
+            if let Some((sent, _)) = self.ping_outstanding {
+                next = next.min(after(sent, self.pong_timeout));
+            }
         }
         self.timer.as_mut().reset(next);
     }
@@ -270,7 +319,7 @@ impl Io {
 pub(crate) async fn drive(
     ws: WsStream,
     info: ConnInfo,
-    rx: mpsc::Receiver<WsMessage>,
+    rx: QueueReceiver,
     slot: Slot,
     shared: Arc<Shared>,
 ) {
@@ -285,6 +334,7 @@ pub(crate) async fn drive(
         peer: info.peer,
         need_flush: false,
         unflushed: 0,
+        unflushed_bytes: 0,
         fatal: None,
         last_activity: now,
         last_traffic: now,
@@ -297,6 +347,7 @@ pub(crate) async fn drive(
         partial_armed: None,
         pong_timeout: shared.pong_timeout,
         ping_outstanding: None,
+        reading: true,
         shared: shared.clone(),
     };
     let opened = TransportEvent::ConnectionOpened {
@@ -306,11 +357,18 @@ pub(crate) async fn drive(
         kind: info.kind,
         direction: info.direction,
     };
-    let reason = if shared.events.send(opened).await.is_err() {
-        CloseReason::LocalClose
-    } else {
-        io.rearm();
-        run(&mut io, info, &mut shutdown).await
+    let (reason, pending) = match shared.events.try_send(opened) {
+        Err(mpsc::error::TrySendError::Closed(_)) => (CloseReason::LocalClose, None),
+        sent => {
+            // A full channel: the connection runs, but reads nothing until there is room.
+            let mut pending = match sent {
+                Err(mpsc::error::TrySendError::Full(ev)) => Some(ev),
+                _ => None,
+            };
+            io.rearm();
+            let reason = run(&mut io, info, &mut shutdown, &mut pending).await;
+            (reason, pending)
+        }
     };
     let lost = unwritten(&mut io).await;
     let Io {
@@ -328,30 +386,46 @@ pub(crate) async fn drive(
     ) {
         inc(&shared.counters.timeouts);
     }
+    if let Some(ev) = pending {
+        // Read before the close: still the application's, if it takes it in time.
+        deliver_final(&shared, ev).await;
+    }
     if lost > 0 {
         // As the stream transports do: one report per connection, every message counted.
         add(&shared.counters.send_errors, lost);
         warn!(lost, ?reason, "queued messages were not written");
         let error = fatal.unwrap_or(Error::FlowClosed { flow: info.flow });
-        let _ = shared
-            .events
-            .send(TransportEvent::Error {
-                peer: Some(info.peer),
-                flow: Some(info.flow),
-                error,
-            })
-            .await;
+        let error = TransportEvent::Error {
+            peer: Some(info.peer),
+            flow: Some(info.flow),
+            error,
+        };
+        deliver_final(&shared, error).await;
     }
-    let _ = shared
-        .events
-        .send(TransportEvent::ConnectionClosed {
-            flow: info.flow,
-            peer: info.peer,
-            kind: info.kind,
-            reason,
-        })
-        .await;
+    let closed = TransportEvent::ConnectionClosed {
+        flow: info.flow,
+        peer: info.peer,
+        kind: info.kind,
+        reason,
+    };
+    deliver_final(&shared, closed).await;
     drop(slot);
+}
+
+/// Queues one of a closed connection's last events. The application's backpressure applies
+/// while the transport runs; once `close()` has passed its grace period, or the transport
+/// was dropped, an event the channel has no room for is dropped (as in the stream
+/// transports), so that no task outlives the transport waiting on a reader that is gone.
+async fn deliver_final(shared: &Shared, ev: TransportEvent) {
+    let ev = match shared.events.try_send(ev) {
+        Err(mpsc::error::TrySendError::Full(ev)) => ev,
+        _ => return,
+    };
+    let mut stopped = shared.stopped.subscribe();
+    tokio::select! {
+        _ = shared.events.send(ev) => {}
+        _ = stopped.wait_for(|stopped| *stopped) => {}
+    }
 }
 
 /// At the end of a connection: how many accepted messages were not written, those still
@@ -372,28 +446,108 @@ async fn unwritten(io: &mut Io) -> usize {
     lost
 }
 
-async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) -> CloseReason {
+/// What became of an event that waited for room in the channel.
+enum Room {
+    /// Delivered: reading goes on.
+    Delivered,
+    /// Nobody listens for events any more.
+    Gone,
+    /// The transport is closing; the event is still undelivered.
+    Shutdown(TransportEvent),
+    /// The connection ended meanwhile (a write failed or timed out); the event is still
+    /// undelivered.
+    Ended(Step, TransportEvent),
+}
+
+/// Backpressure: no reading until the application makes room in the event channel (TCP flow
+/// control reaches the peer). Writing (the application's responses), the write timeout and
+/// keepalive pings go on, and shutdown ends the wait, as in the stream transports' driver.
+async fn wait_for_room(
+    io: &mut Io,
+    ev: TransportEvent,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Room {
+    io.pause_reading();
+    let shared = io.shared.clone();
+    let room = tokio::select! {
+        biased;
+        _ = shutdown.changed() => Room::Shutdown(ev),
+        permit = shared.events.reserve() => match permit {
+            Ok(permit) => {
+                permit.send(ev);
+                Room::Delivered
+            }
+            Err(_) => Room::Gone,
+        },
+        step = poll_fn(|cx| io.poll_step(cx)) => Room::Ended(step, ev),
+    };
+    if matches!(room, Room::Delivered) {
+        io.resume_reading();
+    }
+    room
+}
+
+/// Runs the connection until it ends. `pending` holds an event the channel had no room for;
+/// whatever is left there at the end is delivered with the connection's last events.
+async fn run(
+    io: &mut Io,
+    info: ConnInfo,
+    shutdown: &mut watch::Receiver<bool>,
+    pending: &mut Option<TransportEvent>,
+) -> CloseReason {
     if *shutdown.borrow_and_update() {
         return Box::pin(close_locally(io, CloseCode::Away, "shutting down")).await;
     }
     loop {
-        let step = tokio::select! {
-            biased;
-            _ = shutdown.changed() => {
-                return Box::pin(close_locally(io, CloseCode::Away, "shutting down")).await;
-            }
-            step = poll_fn(|cx| io.poll_step(cx)) => step,
+        let step = match pending.take() {
+            // Rare paths are boxed so their state does not enlarge every idle task.
+            Some(ev) => match Box::pin(wait_for_room(io, ev, shutdown)).await {
+                Room::Delivered => continue,
+                Room::Gone => return Box::pin(close_locally(io, CloseCode::Away, "")).await,
+                Room::Shutdown(ev) => {
+                    *pending = Some(ev);
+                    return Box::pin(close_locally(io, CloseCode::Away, "shutting down")).await;
+                }
+                // Not reading, so not a message: a write failure or timeout.
+                Room::Ended(step, ev) => {
+                    *pending = Some(ev);
+                    step
+                }
+            },
+            None => tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    return Box::pin(close_locally(io, CloseCode::Away, "shutting down")).await;
+                }
+                step = poll_fn(|cx| io.poll_step(cx)) => step,
+            },
         };
         match step {
             Step::Received(msg) => {
-                if on_message(io, info, msg).await.is_err() {
+                let Some(event) = event_of(&io.shared, info, msg) else {
+                    continue;
+                };
+                match io.shared.events.try_send(event) {
+                    Ok(()) => {}
+                    // Reading stops until there is room (the next turn waits for it).
+                    Err(mpsc::error::TrySendError::Full(event)) => *pending = Some(event),
                     // The application dropped its event receiver.
-                    return Box::pin(close_locally(io, CloseCode::Away, "")).await;
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return Box::pin(close_locally(io, CloseCode::Away, "")).await;
+                    }
                 }
             }
             Step::PeerClosed => return CloseReason::PeerClosed,
-            // Rare paths are boxed so their state does not enlarge every idle task.
-            Step::ReadError(e) => return Box::pin(on_read_error(io, info, e)).await,
+            Step::ReadError(e) => {
+                let (reason, report) = Box::pin(on_read_error(io, e)).await;
+                // Reading happens only with nothing pending, so this takes no one's place.
+                *pending = report.map(|error| TransportEvent::Error {
+                    peer: Some(info.peer),
+                    flow: Some(info.flow),
+                    error,
+                });
+                return reason;
+            }
             Step::WriteError(e) => {
                 let reason = io_reason(&e);
                 io.failed(e);
@@ -425,36 +579,6 @@ async fn run(io: &mut Io, info: ConnInfo, shutdown: &mut watch::Receiver<bool>) 
                 }
                 return reason;
             }
-        }
-    }
-}
-
-/// Delivers one WebSocket message. `Err` when nobody listens for events any more.
-async fn on_message(io: &mut Io, info: ConnInfo, msg: WsMessage) -> Result<(), ()> {
-    match event_of(&io.shared, info, msg) {
-        Some(event) => deliver(io, event).await,
-        None => Ok(()),
-    }
-}
-
-/// Queues an event for the application. When the channel is full, reading stops until there
-/// is room (backpressure), and the read clocks then start over: the pause was ours, not the
-/// peer's. `Err` when nobody listens for events any more.
-async fn deliver(io: &mut Io, event: TransportEvent) -> Result<(), ()> {
-    match io.shared.events.try_send(event) {
-        Ok(()) => Ok(()),
-        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
-        Err(mpsc::error::TrySendError::Full(event)) => {
-            io.shared.events.send(event).await.map_err(drop)?;
-            // We stopped reading while we waited: that time was ours, not the peer's, so the
-            // idle, message-read and pong clocks start over (as the stream driver does).
-            let now = Instant::now();
-            io.last_activity = now;
-            io.ws.get_mut().restart_clock(now);
-            if let Some((sent, _)) = &mut io.ping_outstanding {
-                *sent = now;
-            }
-            Ok(())
         }
     }
 }
@@ -511,48 +635,42 @@ fn event_of(shared: &Shared, info: ConnInfo, msg: WsMessage) -> Option<Transport
     Some(event)
 }
 
-async fn on_read_error(io: &mut Io, info: ConnInfo, e: WsError) -> CloseReason {
+/// A read failed: closes as the error asks. Returns why, and the error to report to the
+/// application (with the connection's last events: the channel may have no room for it now).
+async fn on_read_error(io: &mut Io, e: WsError) -> (CloseReason, Option<Error>) {
     io.begin_close();
-    let shared = io.shared.clone();
-    let report = |error: Error| {
-        shared.events.send(TransportEvent::Error {
-            peer: Some(info.peer),
-            flow: Some(info.flow),
-            error,
-        })
-    };
     match e {
         WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
             // RFC 6455 §7.4.1: 1009, message too big to process.
-            inc(&shared.counters.malformed);
-            let _ = report(Error::MessageTooLarge {
+            inc(&io.shared.counters.malformed);
+            send_close(io, CloseCode::Size, "message too big").await;
+            let error = Error::MessageTooLarge {
                 size,
                 limit: max_size,
-            })
-            .await;
-            send_close(io, CloseCode::Size, "message too big").await;
-            CloseReason::ProtocolError
+            };
+            (CloseReason::ProtocolError, Some(error))
         }
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CloseReason::PeerClosed,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            (CloseReason::PeerClosed, None)
+        }
         WsError::Io(err) => {
             let reason = CloseReason::Io(err.kind());
             io.failed(WsError::Io(err));
-            reason
+            (reason, None)
         }
-        WsError::ConnectionClosed | WsError::AlreadyClosed => CloseReason::PeerClosed,
+        WsError::ConnectionClosed | WsError::AlreadyClosed => (CloseReason::PeerClosed, None),
         other => {
-            inc(&shared.counters.malformed);
+            inc(&io.shared.counters.malformed);
             debug!(error = %other, "WebSocket protocol error");
             let code = match other {
                 WsError::Utf8(_) => CloseCode::Invalid,
                 _ => CloseCode::Protocol,
             };
-            let _ = report(Error::Malformed {
-                reason: "WebSocket protocol violation",
-            })
-            .await;
             send_close(io, code, "").await;
-            CloseReason::ProtocolError
+            let error = Error::Malformed {
+                reason: "WebSocket protocol violation",
+            };
+            (CloseReason::ProtocolError, Some(error))
         }
     }
 }
@@ -628,9 +746,10 @@ async fn close_within(
 /// Hands every queued message to tungstenite, then sends the Close frame (which flushes them
 /// all).
 async fn write_queue_then_close(io: &mut Io, frame: CloseFrame) -> Result<(), WsError> {
-    while let Ok(msg) = io.rx.try_recv() {
+    while let Some(msg) = io.rx.try_recv() {
         let len = msg.len();
         io.unflushed += 1;
+        io.unflushed_bytes += len;
         io.ws.feed(msg).await?;
         add(&io.shared.counters.bytes_sent, len);
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{Instrument, debug, debug_span};
 
 use sip_transport_api::stats::inc;
@@ -97,7 +97,7 @@ async fn dial(
         }
     };
     inc(&shared.counters.connections_dialed);
-    let (tx, rx) = mpsc::channel(shared.limits.write_queue_depth.max(1));
+    let (tx, rx) = crate::write_queue::channel(&shared.limits);
     shared.registry.register_dialed(
         &mut slot,
         &key,

@@ -20,8 +20,9 @@
 //!   explicitly; [`ClientTls`] also takes the TLS crate's `TlsConfig`, for client certificates);
 //! - limits: frame and message size (`Limits::max_message_size`; larger → Close 1009 and an
 //!   `Error` event), handshake timeout (TLS and upgrade together), idle and write timeouts,
-//!   connections in total and per IP, concurrent handshakes, a bounded write queue per
-//!   connection (`Error::WriteQueueFull`), bounded tungstenite buffers and a 4 KiB read buffer;
+//!   connections in total and per IP, concurrent handshakes, a write queue per connection
+//!   bounded in messages and bytes (`Error::WriteQueueFull`), bounded tungstenite buffers and
+//!   a 4 KiB read buffer;
 //! - no accepted message is lost silently: `messages_sent` counts a message once it is
 //!   flushed; a flow whose close has begun takes no more (`Error::FlowClosed`), though what it
 //!   had queued is still written within `Limits::close_grace`; every message a connection could
@@ -70,6 +71,7 @@ mod stream;
 mod transport;
 mod upgrade;
 mod watched_io;
+mod write_queue;
 
 pub use config::{
     ClientTls, DEFAULT_PONG_TIMEOUT, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, WsConfig,

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, mpsc, watch};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio::sync::{Notify, watch};
 
 use sip_transport_api::{Destination, Direction, Error, FlowId};
 
 use crate::WsScheme;
+use crate::write_queue::QueueSender;
 
 /// The outcome of a dial, shared by everyone waiting for it. `None` while in progress.
 pub(crate) type DialState = Option<Result<FlowId, Arc<Error>>>;
@@ -49,7 +49,7 @@ impl DialKey {
 #[derive(Debug)]
 pub(crate) struct Entry {
     /// Its bounded write queue.
-    pub(crate) tx: mpsc::Sender<WsMessage>,
+    pub(crate) tx: QueueSender,
     pub(crate) peer: SocketAddr,
     pub(crate) scheme: WsScheme,
     pub(crate) direction: Direction,
@@ -115,7 +115,7 @@ pub(crate) struct Slot {
 pub(crate) struct FlowSender {
     pub(crate) flow: FlowId,
     pub(crate) peer: SocketAddr,
-    pub(crate) tx: mpsc::Sender<WsMessage>,
+    pub(crate) tx: QueueSender,
 }
 
 /// Either an open flow to use, or a dial to wait for.
@@ -321,8 +321,9 @@ mod tests {
         peer: SocketAddr,
         scheme: WsScheme,
         name: Option<&str>,
-    ) -> (Entry, mpsc::Receiver<WsMessage>) {
-        let (tx, rx) = mpsc::channel(1);
+    ) -> (Entry, crate::write_queue::QueueReceiver) {
+        let limits = sip_transport_api::Limits::default().with_write_queue_depth(1);
+        let (tx, rx) = crate::write_queue::channel(&limits);
         (
             Entry {
                 tx,

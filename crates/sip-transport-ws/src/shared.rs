@@ -23,6 +23,9 @@ pub(crate) struct Shared {
     pub(crate) events: mpsc::Sender<TransportEvent>,
     /// `true` once the transport closes; every task watches it.
     pub(crate) shutdown: watch::Sender<bool>,
+    /// `true` once `close()` has passed its grace period, or the transport was dropped:
+    /// connections stop waiting for room for their last events.
+    pub(crate) stopped: watch::Sender<bool>,
     pub(crate) registry: Arc<Registry>,
     /// tungstenite limits and buffer sizes for every connection.
     pub(crate) ws_config: WebSocketConfig,

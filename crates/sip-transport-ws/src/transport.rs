@@ -23,6 +23,7 @@ use sip_transport_api::{
 
 use crate::shared::Shared;
 use crate::upgrade::UpgradePolicy;
+use crate::write_queue::Refused;
 use crate::{WsConfig, WsScheme, accept, client_tls, dial};
 
 /// SIP over WebSocket (RFC 7118): a `ws` or `wss` listener plus outbound `ws`/`wss` flows.
@@ -91,6 +92,7 @@ impl WsTransport {
             counters: Counters::default(),
             events: events_tx,
             shutdown,
+            stopped: watch::Sender::new(false),
             keepalive: config.keepalive_interval,
             pong_timeout: config.pong_timeout,
             proxy: config.proxy_protocol.clone(),
@@ -174,7 +176,8 @@ impl WsTransport {
     }
 
     /// Queues `message` on `flow`'s bounded write queue, failing fast: `FlowClosed` once the
-    /// flow's close has begun, `WriteQueueFull` when the peer does not read fast enough.
+    /// flow's close has begun, `WriteQueueFull` when the peer does not read fast enough (the
+    /// queue's message or byte limit is reached).
     fn queue_on_flow(&self, flow: FlowId, message: &Message) -> Result<()> {
         if self.is_closed() {
             return Err(Error::TransportClosed);
@@ -184,11 +187,11 @@ impl WsTransport {
             return Err(Error::FlowClosed { flow });
         };
         sender.tx.try_send(frame_of(message)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::WriteQueueFull {
+            Refused::Full => Error::WriteQueueFull {
                 peer: sender.peer,
                 depth: self.shared.limits.write_queue_depth,
             },
-            mpsc::error::TrySendError::Closed(_) => Error::FlowClosed { flow },
+            Refused::Closed => Error::FlowClosed { flow },
         })
     }
 
@@ -258,6 +261,11 @@ impl Transport for WsTransport {
             .saturating_add(grace / 2)
             .saturating_add(std::time::Duration::from_millis(100));
         let _ = tokio::time::timeout(wait, self.shared.registry.wait_empty()).await;
+        // Past it, connections drop the last events the application has no room for, as the
+        // stream transports do, and end.
+        self.shared.stopped.send_replace(true);
+        let rest = std::time::Duration::from_secs(1);
+        let _ = tokio::time::timeout(rest, self.shared.registry.wait_empty()).await;
         let _ = tokio::time::timeout(grace, self.shared.events.send(TransportEvent::Closed)).await;
         *done = true;
     }
@@ -275,5 +283,6 @@ impl Drop for WsTransport {
     fn drop(&mut self) {
         // Stops the listener and the connections (they close without waiting for anyone).
         self.shared.shutdown.send_replace(true);
+        self.shared.stopped.send_replace(true);
     }
 }

@@ -194,3 +194,44 @@ async fn sends_fail_once_a_close_begins_and_what_it_could_not_write_is_reported(
     check_accounting(&t, accepted, refused);
     drop(client);
 }
+
+/// A peer that does not read, sent large messages: the byte budget of the write queue
+/// (`Limits::max_write_queue_bytes`) refuses them long before `write_queue_depth` messages
+/// pile up, with the recoverable `WriteQueueFull`, and the flow stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_queue_is_bounded_in_bytes() {
+    const BUDGET: usize = 256 * 1024;
+    let limits = Limits::default()
+        .with_max_write_queue_bytes(BUDGET)
+        .with_write_timeout(Duration::from_secs(30));
+    let depth = limits.write_queue_depth;
+    let (t, mut events) = bind(WsConfig::default().with_limits(limits));
+    let (client, flow) = registered(&t, &mut events).await;
+    let big = sip_transport_testkit::request_with_body("MESSAGE", "WS", "h.invalid", 1, 60_000);
+    let started = Instant::now();
+    let mut accepted = 0usize;
+    let full = loop {
+        assert!(started.elapsed() < WAIT, "the queue never filled");
+        assert!(
+            accepted < depth,
+            "{accepted} messages accepted: no byte budget"
+        );
+        match t.send_on_flow(flow, &big).await {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+        if accepted.is_multiple_of(4) {
+            // Let the driver move the queue into tungstenite and the kernel.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert!(matches!(full, Error::WriteQueueFull { .. }), "{full:?}");
+    assert!(full.is_recoverable());
+    // The kernel's buffers took some; the queue holds at most the budget's worth.
+    assert!(accepted < depth / 4, "{accepted} messages accepted");
+    assert!(
+        t.flows().iter().any(|(f, ..)| *f == flow),
+        "the flow stays open"
+    );
+    drop(client);
+}
