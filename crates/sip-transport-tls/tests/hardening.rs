@@ -229,7 +229,10 @@ async fn close_with_queued(grace: Duration, pace: Duration) -> CloseOutcome {
         }
     });
 
-    let limits = Limits::default().with_close_grace(grace);
+    // All N messages (16 MB) must be accepted: the byte budget is raised above them.
+    let limits = Limits::default()
+        .with_close_grace(grace)
+        .with_max_write_queue_bytes(N as usize * (BODY + 1024));
     let (cli, mut cli_rx) = bind(client_config(&pki).with_limits(limits)).await;
     let to = Destination::new(addr);
     let mut accepted = 0u64;
