@@ -20,7 +20,8 @@ pub struct Limits {
     pub max_body_size: usize,
     /// Most simultaneous connections per transport (inbound + outbound). Default 16,384.
     pub max_connections: usize,
-    /// Most simultaneous inbound connections from one remote IP. Default 1,024.
+    /// Most simultaneous inbound connections from one remote IP. Default 1,024. With PROXY
+    /// protocol on, the IP is the client's as the header gives it, not the balancer's.
     pub max_connections_per_ip: usize,
     /// A connection with no traffic in either direction for this long is closed. Default 300 s.
     pub idle_timeout: Duration,
