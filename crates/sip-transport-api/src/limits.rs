@@ -72,6 +72,20 @@ impl Limits {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The largest capacity a bounded queue or permit pool can have: Tokio's
+    /// `Semaphore::MAX_PERMITS` (`usize::MAX >> 3`), above which `mpsc::channel` and
+    /// `Semaphore::new` panic.
+    pub const MAX_CAPACITY: usize = usize::MAX >> 3;
+
+    /// `n` as a capacity every bounded queue and permit pool accepts: at least 1 (a channel
+    /// of 0 panics) and at most [`MAX_CAPACITY`](Self::MAX_CAPACITY). Transports size their
+    /// queues and semaphores from the count knobs (`event_queue_depth`,
+    /// `write_queue_depth`, `max_concurrent_handshakes`) through this, so no value of a
+    /// knob can panic.
+    pub fn capacity(n: usize) -> usize {
+        n.clamp(1, Self::MAX_CAPACITY)
+    }
 }
 
 macro_rules! setters {

@@ -179,7 +179,9 @@ async fn accept_one(
     } else {
         crate::WsScheme::Ws
     };
-    let (tx, rx) = mpsc::channel(shared.limits.write_queue_depth.max(1));
+    let (tx, rx) = mpsc::channel(sip_transport_api::Limits::capacity(
+        shared.limits.write_queue_depth,
+    ));
     shared.registry.register(
         &mut slot,
         flow,

@@ -97,7 +97,9 @@ async fn dial(
         }
     };
     inc(&shared.counters.connections_dialed);
-    let (tx, rx) = mpsc::channel(shared.limits.write_queue_depth.max(1));
+    let (tx, rx) = mpsc::channel(sip_transport_api::Limits::capacity(
+        shared.limits.write_queue_depth,
+    ));
     shared.registry.register_dialed(
         &mut slot,
         &key,
