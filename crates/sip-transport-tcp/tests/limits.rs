@@ -730,3 +730,32 @@ async fn extreme_limits_do_not_panic() {
             .expect("closed in time");
     }
 }
+
+/// Line ends that are neither a ping (`CRLFCRLF`) nor a pong (`CRLF`) nor a message — bare
+/// LFs around CRLFs, lone CRs — are dropped as they arrive, not buffered: a peer sending far
+/// more of them than the header limit is still served (before, they piled up, never started
+/// the header-read timer, and ended in `HeadersTooLarge`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stray_line_ends_are_not_buffered() {
+    let limits = Limits::default()
+        .with_max_header_size(1024)
+        .with_max_line_length(512);
+    let (srv, mut rx) = server(limits).await;
+    let mut raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    let junk = [
+        b"\n\r\n".repeat(5000),
+        b"\r".repeat(5000),
+        b"\r\r\n".to_vec(),
+    ]
+    .concat();
+    for chunk in junk.chunks(1000) {
+        raw.write_all(chunk).await.expect("write");
+    }
+    raw.write_all(options(dummy(), 7).as_bytes())
+        .await
+        .expect("write");
+    let m = next_message(&mut rx).await;
+    assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(7));
+    assert_eq!(srv.stats().connections_open, 1, "still open");
+    srv.close().await;
+}
