@@ -20,7 +20,8 @@ pub struct Limits {
     pub max_body_size: usize,
     /// Most simultaneous connections per transport (inbound + outbound). Default 16,384.
     pub max_connections: usize,
-    /// Most simultaneous inbound connections from one remote IP. Default 1,024.
+    /// Most simultaneous inbound connections from one remote IP. Default 1,024. With PROXY
+    /// protocol on, the IP is the client's as the header gives it, not the balancer's.
     pub max_connections_per_ip: usize,
     /// A connection with no traffic in either direction for this long is closed. Default 300 s.
     pub idle_timeout: Duration,
@@ -86,6 +87,20 @@ impl Limits {
     /// Starts from the defaults; chain the `with_*` setters or assign fields.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The largest capacity a bounded queue or permit pool can have: Tokio's
+    /// `Semaphore::MAX_PERMITS` (`usize::MAX >> 3`), above which `mpsc::channel` and
+    /// `Semaphore::new` panic.
+    pub const MAX_CAPACITY: usize = usize::MAX >> 3;
+
+    /// `n` as a capacity every bounded queue and permit pool accepts: at least 1 (a channel
+    /// of 0 panics) and at most [`MAX_CAPACITY`](Self::MAX_CAPACITY). Transports size their
+    /// queues and semaphores from the count knobs (`event_queue_depth`,
+    /// `write_queue_depth`, `max_concurrent_handshakes`) through this, so no value of a
+    /// knob can panic.
+    pub fn capacity(n: usize) -> usize {
+        n.clamp(1, Self::MAX_CAPACITY)
     }
 }
 

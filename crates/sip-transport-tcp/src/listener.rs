@@ -1,12 +1,14 @@
 //! The accept loop: takes connections from the listening socket, applies the connection limits
-//! (total and per remote IP) before anything else, and starts one task per accepted
-//! connection, which runs the connector's server side under the handshake timeout and
-//! concurrency limit (connections over the limit are refused and counted, never queued: a
-//! flood of silent peers must not delay everyone else's handshake), then the driver.
+//! (total and per remote IP) before anything else (PROXY protocol: see below), and starts one
+//! task per accepted connection, which runs the connector's server side under the handshake
+//! timeout and concurrency limit (connections over the limit are refused and counted, never
+//! queued: a flood of silent peers must not delay everyone else's handshake), then the driver.
 //!
 //! With PROXY protocol on, a connection from an untrusted source is refused at accept, and the
 //! header is read (under the same concurrency limit) before the connector's handshake; the
-//! client address it carries becomes the connection's peer.
+//! client address it carries becomes the connection's peer. The total limit is applied at
+//! accept, the per-IP limit only once the header is read, to the client's address: counting
+//! the balancer would put every client behind it in one per-IP budget.
 
 use std::io;
 use std::net::SocketAddr;
@@ -65,7 +67,13 @@ pub(crate) async fn run<C: StreamConnector>(
             drop(tcp);
             continue;
         }
-        let slot = match shared.pool.reserve_inbound(peer.ip()) {
+        // Behind a PROXY-protocol balancer every connection comes from the balancer: only the
+        // total is counted here, and the per-IP limit once the header names the client.
+        let reserved = match shared.config.proxy_protocol {
+            None => shared.pool.reserve_inbound(peer.ip()),
+            Some(_) => shared.pool.reserve_inbound_total(),
+        };
+        let slot = match reserved {
             Ok(slot) => slot,
             Err(why) => {
                 // Refused before reading a byte; the established connections are untouched.
@@ -96,7 +104,7 @@ fn serve<C: StreamConnector>(
     shared: Arc<Shared<C>>,
     mut tcp: TcpStream,
     peer: SocketAddr,
-    slot: Slot,
+    mut slot: Slot,
     token: TaskToken,
 ) -> impl Future<Output = ()> + Send {
     async move {
@@ -125,7 +133,7 @@ fn serve<C: StreamConnector>(
                     }
                 })
                 .await;
-                match read {
+                let client = match read {
                     Ok(client) => client,
                     Err(Error::TransportClosed) => return,
                     Err(e) => {
@@ -134,7 +142,15 @@ fn serve<C: StreamConnector>(
                         shared.report(Some(peer), None, e);
                         return;
                     }
+                };
+                // The per-IP limit counts the client, not the balancer (the slot, dropped on
+                // return, releases the total it holds).
+                if let Err(why) = shared.pool.charge_ip(&mut slot, client.ip()) {
+                    inc(&shared.counters.connections_refused);
+                    tracing::debug!(%client, ?why, "connection refused");
+                    return;
                 }
+                client
             }
         };
         if client != peer {

@@ -113,6 +113,15 @@ impl ConnectionPool {
         self: &Arc<Self>,
         ip: IpAddr,
     ) -> std::result::Result<Slot, Refusal> {
+        let mut slot = self.reserve_inbound_total()?;
+        self.charge_ip(&mut slot, ip)?; // on refusal, dropping `slot` releases the total
+        Ok(slot)
+    }
+
+    /// Reserves a slot for an accepted connection against the total limit only; the per-IP
+    /// limit is charged later with [`charge_ip`](Self::charge_ip), once the client's address
+    /// is known (behind a PROXY-protocol balancer, the socket's peer is the balancer).
+    pub(crate) fn reserve_inbound_total(self: &Arc<Self>) -> std::result::Result<Slot, Refusal> {
         let mut p = self.lock();
         if p.closed {
             return Err(Refusal::Closed);
@@ -120,16 +129,36 @@ impl ConnectionPool {
         if p.slots >= self.max_total {
             return Err(Refusal::Total);
         }
-        let n = p.inbound_per_ip.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
-            return Err(Refusal::PerIp);
-        }
-        *n += 1;
         p.slots += 1;
         Ok(Slot {
             pool: Arc::clone(self),
-            inbound_ip: Some(ip),
+            inbound_ip: None,
         })
+    }
+
+    /// Counts `slot` against the per-IP limit of `ip` (released with the slot), or says no;
+    /// the slot keeps its total count either way. A slot is charged at most once.
+    pub(crate) fn charge_ip(
+        &self,
+        slot: &mut Slot,
+        ip: IpAddr,
+    ) -> std::result::Result<(), Refusal> {
+        debug_assert!(slot.inbound_ip.is_none(), "per-IP count charged twice");
+        if slot.inbound_ip.is_some() {
+            return Ok(());
+        }
+        let ip = ip.to_canonical();
+        let mut p = self.lock();
+        let n = p.inbound_per_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            if *n == 0 {
+                p.inbound_per_ip.remove(&ip);
+            }
+            return Err(Refusal::PerIp);
+        }
+        *n += 1;
+        slot.inbound_ip = Some(ip);
+        Ok(())
     }
 
     /// Finds the connection for `addr` and server `name`, joins a dial in flight, or reserves
@@ -282,6 +311,24 @@ mod tests {
         ));
         drop(a);
         pool.reserve_inbound(ip).expect("released");
+    }
+
+    #[test]
+    fn per_ip_charged_after_the_total() {
+        let pool = Arc::new(ConnectionPool::new(3, 1));
+        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+        let mut a = pool.reserve_inbound_total().expect("1");
+        let mut b = pool.reserve_inbound_total().expect("2");
+        pool.charge_ip(&mut a, ip).expect("first for ip");
+        assert_eq!(pool.charge_ip(&mut b, ip), Err(Refusal::PerIp));
+        // The refused slot still holds its total count until dropped, then releases it once.
+        let _c = pool.reserve_inbound_total().expect("3");
+        assert_eq!(pool.reserve_inbound_total().err(), Some(Refusal::Total));
+        drop(b);
+        let _d = pool.reserve_inbound_total().expect("b released");
+        drop(a);
+        assert!(pool.lock().inbound_per_ip.is_empty());
+        assert_eq!(pool.lock().slots, 2);
     }
 
     #[test]

@@ -124,7 +124,9 @@ impl<C: StreamConnector> StreamTransport<C> {
     ) -> Result<(Arc<Self>, mpsc::Receiver<TransportEvent>)> {
         config.validate()?;
         let limits = &config.limits;
-        let (events, rx) = mpsc::channel(limits.event_queue_depth.max(1));
+        let (events, rx) = mpsc::channel(sip_transport_api::Limits::capacity(
+            limits.event_queue_depth,
+        ));
         let listener = if config.listen {
             Some(dial::listen(config.bind, config.backlog)?)
         } else {
@@ -143,7 +145,9 @@ impl<C: StreamConnector> StreamTransport<C> {
                 limits.max_connections,
                 limits.max_connections_per_ip,
             )),
-            handshakes: Arc::new(Semaphore::new(limits.max_concurrent_handshakes.max(1))),
+            handshakes: Arc::new(Semaphore::new(sip_transport_api::Limits::capacity(
+                limits.max_concurrent_handshakes,
+            ))),
             connector,
             config,
             local,

@@ -730,3 +730,73 @@ async fn close_with_a_close_grace_of_never() {
     timeout(WAIT, srv.close()).await.expect("closed in time");
     assert!(srv.is_closed());
 }
+
+/// Every knob at its extreme: counts at `usize::MAX` (Tokio's channels and semaphores panic
+/// above `Semaphore::MAX_PERMITS`, and at 0), timeouts at `Duration::MAX`. Binding, a request
+/// one way over a dialed connection, its answer back and close must not panic. TLS runs on
+/// the same `StreamTransport` code (`transport.rs`), so this covers it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_limits_do_not_panic() {
+    assert_eq!(Limits::MAX_CAPACITY, tokio::sync::Semaphore::MAX_PERMITS);
+    for count in [0, usize::MAX] {
+        let extreme = Limits::default()
+            .with_max_concurrent_handshakes(count)
+            .with_write_queue_depth(count)
+            .with_event_queue_depth(count)
+            .with_max_connections(usize::MAX)
+            .with_max_connections_per_ip(usize::MAX)
+            .with_idle_timeout(Duration::MAX)
+            .with_handshake_timeout(Duration::MAX)
+            .with_header_read_timeout(Duration::MAX)
+            .with_connect_timeout(Duration::MAX)
+            .with_write_timeout(Duration::MAX)
+            .with_close_grace(Duration::MAX);
+        let (srv, srv_rx) = server(extreme.clone()).await;
+        let _fwd = spawn_uas(srv.clone(), srv_rx);
+        let (cli, cli_rx) = server(extreme).await;
+        // Drained, so close() does not wait (up to the endless grace) to report Closed.
+        let mut cli_fwd = spawn_uas(cli.clone(), cli_rx);
+        let dest = Destination::new(srv.local_addr());
+        cli.send_message(&options(cli.local_addr(), 1), &dest)
+            .await
+            .expect("send");
+        let answer = wait_fwd(&mut cli_fwd, |ev| match ev {
+            TransportEvent::Message(m) => Some(m),
+            _ => None,
+        })
+        .await;
+        assert!(answer.message.is_response(), "{:?}", answer.message);
+        timeout(WAIT, async { tokio::join!(cli.close(), srv.close()) })
+            .await
+            .expect("closed in time");
+    }
+}
+
+/// Line ends that are neither a ping (`CRLFCRLF`) nor a pong (`CRLF`) nor a message — bare
+/// LFs around CRLFs, lone CRs — are dropped as they arrive, not buffered: a peer sending far
+/// more of them than the header limit is still served (before, they piled up, never started
+/// the header-read timer, and ended in `HeadersTooLarge`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stray_line_ends_are_not_buffered() {
+    let limits = Limits::default()
+        .with_max_header_size(1024)
+        .with_max_line_length(512);
+    let (srv, mut rx) = server(limits).await;
+    let mut raw = TcpStream::connect(srv.local_addr()).await.expect("connect");
+    let junk = [
+        b"\n\r\n".repeat(5000),
+        b"\r".repeat(5000),
+        b"\r\r\n".to_vec(),
+    ]
+    .concat();
+    for chunk in junk.chunks(1000) {
+        raw.write_all(chunk).await.expect("write");
+    }
+    raw.write_all(options(dummy(), 7).as_bytes())
+        .await
+        .expect("write");
+    let m = next_message(&mut rx).await;
+    assert_eq!(m.message.cseq().map(|c| u64::from(c.seq)), Some(7));
+    assert_eq!(srv.stats().connections_open, 1, "still open");
+    srv.close().await;
+}

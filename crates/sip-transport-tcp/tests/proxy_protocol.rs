@@ -1,6 +1,7 @@
 //! PROXY protocol on a real `TcpTransport` listener: the header's client address becomes the
 //! message source and the Via's `received`/`rport`; the answer goes back over the same
-//! connection; untrusted sources, missing, malformed and slow headers are refused.
+//! connection; untrusted sources, missing, malformed and slow headers are refused; the per-IP
+//! limit counts the clients the headers name, not the balancer.
 
 mod common;
 
@@ -217,5 +218,85 @@ async fn off_by_default() {
     let mut c = connect_from("127.0.0.1", t.local_addr()).await;
     c.write_all(&request(7)).await.expect("write");
     assert!(read_head(&mut c).await.starts_with("SIP/2.0 200"));
+    t.close().await;
+}
+
+/// Connects from loopback with a v1 header naming `client` and sends one request: true if
+/// it was answered, false if the server closed the connection instead.
+async fn try_proxied(to: SocketAddr, client: SocketAddr, n: u64) -> (TcpStream, bool) {
+    let mut c = connect_from("127.0.0.1", to).await;
+    let mut bytes = format!(
+        "PROXY TCP4 {} {} {} {}\r\n",
+        client.ip(),
+        to.ip(),
+        client.port(),
+        to.port()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&request(n));
+    // The server may already have closed: a failed write is part of the refusal.
+    let _ = c.write_all(&bytes).await;
+    let mut buf = Vec::new();
+    let answered = tokio::time::timeout(WAIT, async {
+        let mut b = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match c.read(&mut b).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&b[..n]),
+            }
+        }
+        true
+    })
+    .await
+    .expect("answer or close in time");
+    if answered {
+        let head = String::from_utf8_lossy(&buf);
+        assert!(head.starts_with("SIP/2.0 200"), "{head}");
+    }
+    (c, answered)
+}
+
+#[tokio::test]
+async fn per_ip_limit_counts_the_client_not_the_balancer() {
+    let cfg = TcpConfig::default()
+        .with_bind(common::loopback())
+        .with_limits(Limits::default().with_max_connections_per_ip(2))
+        .with_proxy_protocol(Some(ProxyProtocolConfig::default()));
+    let (t, rx) = TcpTransport::bind(cfg).await.expect("bind");
+    let _fwd = spawn_uas(Arc::clone(&t), rx);
+    let to = t.local_addr();
+    // Four clients behind one balancer (loopback): each has its own budget.
+    let mut open = Vec::new();
+    for i in 1..=4u8 {
+        let client = SocketAddr::from(([203, 0, 113, i], 6000));
+        let (c, answered) = try_proxied(to, client, u64::from(i)).await;
+        assert!(answered, "client {client} refused");
+        open.push(c);
+    }
+    assert_eq!(t.stats().connections_refused, 0);
+    // One client, three connections: the third is over its limit.
+    let same: SocketAddr = "198.51.100.7:7000".parse().expect("addr");
+    for n in 1..=2 {
+        let (c, answered) = try_proxied(to, same, 10 + n).await;
+        assert!(answered, "connection {n} of {same} refused");
+        open.push(c);
+    }
+    let (_c, answered) = try_proxied(to, same, 13).await;
+    assert!(!answered, "third connection from {same} accepted");
+    assert_eq!(t.stats().connections_refused, 1);
+    assert_eq!(t.stats().connections_accepted, 6);
+    // Closing one frees that client's count (once).
+    drop(open.pop());
+    let reopened = tokio::time::timeout(WAIT, async {
+        loop {
+            if let (c, true) = try_proxied(to, same, 14).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("count released");
+    drop((open, reopened));
     t.close().await;
 }

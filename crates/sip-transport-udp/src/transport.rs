@@ -88,10 +88,7 @@ impl UdpTransport {
             source,
         })?;
         // tokio panics on a capacity of 0 or above MAX_PERMITS; a config must not panic.
-        let depth = config
-            .limits
-            .event_queue_depth
-            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let depth = sip_transport_api::Limits::capacity(config.limits.event_queue_depth);
         let (tx, rx) = mpsc::channel(depth);
         let span = tracing::info_span!("sip_udp", %local);
         let shared = Arc::new(Shared {

@@ -10,8 +10,9 @@
 //! With PROXY protocol on, as on the TCP and TLS listeners: a connection from an untrusted
 //! source is refused at accept (counted, no event), and the header is read first, inside the
 //! handshake timeout, before TLS and the upgrade; a missing or bad header is refused and
-//! reported. The client address it carries becomes the connection's peer; the connection
-//! limits still count the balancer's address, which is the one holding the socket.
+//! reported. The client address it carries becomes the connection's peer. The total limit is
+//! applied at accept; the per-IP limit only once the header is read, to the client's address
+//! (counting the balancer would put every client behind it in one per-IP budget).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,7 +63,13 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, loca
             inc(&shared.counters.connections_refused);
             continue;
         }
-        let slot = match shared.registry.reserve_inbound(peer.ip()) {
+        // Behind a PROXY-protocol balancer every connection comes from the balancer: only the
+        // total is counted here, and the per-IP limit once the header names the client.
+        let reserved = match shared.proxy {
+            None => shared.registry.reserve_inbound(peer.ip()),
+            Some(_) => shared.registry.reserve_inbound_total(),
+        };
+        let slot = match reserved {
             Ok(s) => s,
             Err(limit) => {
                 debug!(%peer, ?limit, "connection refused: limit reached");
@@ -103,12 +110,20 @@ async fn accept_one(
         // PROXY protocol first: its header precedes the TLS ClientHello and the HTTP request.
         let client = match &shared.proxy {
             None => peer,
-            Some(proxy) => sip_transport_tcp::proxy::read_header(&mut tcp, peer, proxy)
-                .await
-                .map_err(|e| {
-                    debug!(error = %e, "PROXY header refused");
-                    report(&shared, peer, e);
-                })?,
+            Some(proxy) => {
+                let client = sip_transport_tcp::proxy::read_header(&mut tcp, peer, proxy)
+                    .await
+                    .map_err(|e| {
+                        debug!(error = %e, "PROXY header refused");
+                        report(&shared, peer, e);
+                    })?;
+                // The per-IP limit counts the client, not the balancer (the slot, dropped on
+                // return, releases the total it holds).
+                shared.registry.charge_ip(&mut slot, client.ip()).map_err(
+                    |limit| debug!(%client, ?limit, "connection refused: limit reached"),
+                )?;
+                client
+            }
         };
         if client != peer {
             tracing::Span::current().record("client", tracing::field::display(client));

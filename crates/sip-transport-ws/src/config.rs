@@ -328,7 +328,7 @@ impl WsConfig {
             .read_buffer_size(self.read_buffer_size.max(256))
             .write_buffer_size(write)
             // One batch plus one full message plus a frame header (RFC 6455 §5.2: 14 bytes).
-            .max_write_buffer_size(write + max + 14 + 1)
+            .max_write_buffer_size(write.saturating_add(max).saturating_add(14 + 1))
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
     }

@@ -163,6 +163,34 @@ impl Registry {
         })
     }
 
+    /// Counts an inbound connection against the total limit only; the per-IP limit is charged
+    /// with [`charge_ip`](Self::charge_ip) once the client's address is known (behind a
+    /// PROXY-protocol balancer, the socket's peer is the balancer).
+    pub(crate) fn reserve_inbound_total(self: &Arc<Self>) -> Result<Slot, Refused> {
+        self.reserve_outbound()
+    }
+
+    /// Counts `slot` against the per-IP limit of `ip` (released with the slot), or says no;
+    /// the slot keeps its total count either way. A slot is charged at most once.
+    pub(crate) fn charge_ip(&self, slot: &mut Slot, ip: IpAddr) -> Result<(), Refused> {
+        debug_assert!(slot.ip.is_none(), "per-IP count charged twice");
+        if slot.ip.is_some() {
+            return Ok(());
+        }
+        let ip = ip.to_canonical();
+        let mut t = self.lock();
+        let n = t.per_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            if *n == 0 {
+                t.per_ip.remove(&ip);
+            }
+            return Err(Refused::PerIp(self.max_per_ip));
+        }
+        *n += 1;
+        slot.ip = Some(ip);
+        Ok(())
+    }
+
     /// Counts an outbound connection against the total limit.
     pub(crate) fn reserve_outbound(self: &Arc<Self>) -> Result<Slot, Refused> {
         let mut t = self.lock();
@@ -349,6 +377,22 @@ mod tests {
         drop(a);
         assert_eq!(r.total(), 2);
         assert!(r.reserve_inbound(ip).is_ok());
+    }
+
+    #[test]
+    fn per_ip_charged_after_the_total() {
+        let r = Registry::new(3, 1);
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let mut a = r.reserve_inbound_total().expect("1");
+        let mut b = r.reserve_inbound_total().expect("2");
+        r.charge_ip(&mut a, ip).expect("first for ip");
+        assert_eq!(r.charge_ip(&mut b, ip), Err(Refused::PerIp(1)));
+        assert_eq!(r.total(), 2);
+        drop(b);
+        assert_eq!(r.total(), 1);
+        drop(a);
+        assert_eq!(r.total(), 0);
+        assert!(r.lock().per_ip.is_empty());
     }
 
     #[test]

@@ -79,14 +79,18 @@ impl WsTransport {
             None => config.bind,
         };
         let limits = config.limits.clone();
-        let (events_tx, events_rx) = mpsc::channel(limits.event_queue_depth.max(1));
+        let (events_tx, events_rx) = mpsc::channel(sip_transport_api::Limits::capacity(
+            limits.event_queue_depth,
+        ));
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             registry: crate::registry::Registry::new(
                 limits.max_connections,
                 limits.max_connections_per_ip,
             ),
-            handshakes: Arc::new(Semaphore::new(limits.max_concurrent_handshakes.max(1))),
+            handshakes: Arc::new(Semaphore::new(sip_transport_api::Limits::capacity(
+                limits.max_concurrent_handshakes,
+            ))),
             ws_config: config.websocket_config(),
             limits,
             counters: Counters::default(),

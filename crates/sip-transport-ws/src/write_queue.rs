@@ -41,7 +41,7 @@ pub(crate) struct QueueReceiver {
 
 /// A write queue bounded by `limits`.
 pub(crate) fn channel(limits: &Limits) -> (QueueSender, QueueReceiver) {
-    let (tx, rx) = mpsc::channel(limits.write_queue_depth.max(1));
+    let (tx, rx) = mpsc::channel(Limits::capacity(limits.write_queue_depth));
     let bytes = Arc::new(AtomicUsize::new(0));
     let sender = QueueSender {
         tx,

@@ -430,3 +430,48 @@ async fn dual_stack_listener_reports_ipv4_clients_as_ipv4() {
     drop(client);
     server.close().await;
 }
+
+/// Every knob at its extreme: counts at `usize::MAX` and at 0 (Tokio's channels and
+/// semaphores panic above `Semaphore::MAX_PERMITS`, and at 0; the write queue is one per
+/// connection, made on accept and on dial), sizes at `usize::MAX`, timeouts at
+/// `Duration::MAX`. Binding, a request over a dialed connection, its answer and close must
+/// not panic, and a second send to the same destination still works.
+#[tokio::test]
+async fn extreme_limits_do_not_panic() {
+    for count in [0, usize::MAX] {
+        let extreme = sip_transport_api::Limits::default()
+            .with_max_concurrent_handshakes(count)
+            .with_write_queue_depth(count)
+            .with_event_queue_depth(count)
+            .with_max_connections(usize::MAX)
+            .with_max_connections_per_ip(usize::MAX)
+            .with_max_message_size(usize::MAX)
+            .with_idle_timeout(Duration::MAX)
+            .with_handshake_timeout(Duration::MAX)
+            .with_header_read_timeout(Duration::MAX)
+            .with_connect_timeout(Duration::MAX)
+            .with_write_timeout(Duration::MAX)
+            .with_close_grace(Duration::MAX);
+        let config = WsConfig::default().with_limits(extreme);
+        let (server, s_ev) = bind(config.clone());
+        let (_s_fwd, _s_task) = respond(server.clone(), s_ev);
+        let (client, c_ev) = bind(config);
+        // Drained, so close() does not wait (up to the endless grace) to report Closed.
+        let (mut c_fwd, _c_task) = respond(client.clone(), c_ev);
+        let dest = Destination::new(server.local_addr());
+        for n in 1..=2 {
+            client
+                .send_message(&ws_options(n), &dest)
+                .await
+                .expect("send");
+            let answer = wait_event(&mut c_fwd, |ev| matches!(ev, TransportEvent::Message(_)));
+            let TransportEvent::Message(m) = answer.await else {
+                unreachable!()
+            };
+            assert_eq!(m.message.status_code(), Some(200));
+        }
+        tokio::time::timeout(WAIT, async { tokio::join!(client.close(), server.close()) })
+            .await
+            .expect("closed in time");
+    }
+}

@@ -3,7 +3,8 @@
 //! names the client, whose address becomes the message source, the Via's `received`/`rport`
 //! and the flow's key; answers and new requests go back over the proxied connection. A v2
 //! `LOCAL` keeps the real peer; a trusted balancer that sends no header, and a source that
-//! is not on the allow-list, are refused.
+//! is not on the allow-list, are refused. The per-IP limit counts the clients the headers
+//! name, not the balancer.
 
 mod support;
 
@@ -240,5 +241,64 @@ async fn header_from_a_source_not_on_the_allow_list_is_refused() {
     assert!(t.flows().is_empty());
     // Refused at accept, like the TCP and TLS listeners: counted, no event.
     assert!(fwd.try_recv().is_err(), "no event for an untrusted source");
+    t.close().await;
+}
+
+/// Opens a connection carrying a v2 header for `client` and tries the upgrade: the stream if
+/// the server accepted it, `None` if it refused.
+async fn try_proxied(
+    t: &sip_transport_ws::WsTransport,
+    client: SocketAddr,
+) -> Option<WebSocketStream<TcpStream>> {
+    let mut tcp = TcpStream::connect(t.local_addr()).await.expect("connect");
+    // The server may already have closed: a failed write is part of the refusal.
+    let _ = tcp
+        .write_all(&proxy_v2_tcp4(client, t.local_addr(), 0x21))
+        .await;
+    let req = upgrade_request(t.local_addr(), false, Some("sip"));
+    tokio::time::timeout(WAIT, tokio_tungstenite::client_async(req, tcp))
+        .await
+        .expect("answer in time")
+        .ok()
+        .map(|(ws, _)| ws)
+}
+
+#[tokio::test]
+async fn per_ip_limit_counts_the_client_not_the_balancer() {
+    let limits = sip_transport_api::Limits::default().with_max_connections_per_ip(2);
+    let (t, rx) = bind(proxied(WsConfig::default().with_limits(limits)));
+    let _fwd = spawn_uas(t.clone(), rx);
+    // Four clients behind one balancer (loopback): each has its own budget.
+    let mut open = Vec::new();
+    for i in 1..=4u8 {
+        let client = SocketAddr::from(([203, 0, 113, i], 6000));
+        let ws = try_proxied(&t, client).await;
+        open.push(ws.unwrap_or_else(|| panic!("client {client} refused")));
+    }
+    assert_eq!(t.stats().connections_refused, 0);
+    // One client, three connections: the third is over its limit.
+    let same = SocketAddr::from(([198, 51, 100, 7], 7000));
+    for n in 1..=2 {
+        let ws = try_proxied(&t, same).await;
+        open.push(ws.unwrap_or_else(|| panic!("connection {n} of {same} refused")));
+    }
+    assert!(try_proxied(&t, same).await.is_none(), "third from {same}");
+    assert_eq!(t.stats().connections_refused, 1);
+    assert_eq!(t.stats().connections_accepted, 6);
+    // Closing one frees that client's count (once).
+    let last = open.pop().expect("open");
+    drop(last);
+    let reopened = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(ws) = try_proxied(&t, same).await {
+                return ws;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("count released");
+    open.push(reopened);
+    drop(open);
     t.close().await;
 }

@@ -710,3 +710,28 @@ async fn an_address_destination_keeps_its_resource_and_size_waiver() {
     })
     .await;
 }
+
+/// An extreme merged-queue depth (a public field, not only the clamping setter) must not
+/// panic `TransportManager::new`: Tokio's channels panic above `Semaphore::MAX_PERMITS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_event_queue_depth_does_not_panic() {
+    bounded(async {
+        for depth in [0, usize::MAX] {
+            let mut config = ManagerConfig::default();
+            config.event_queue_depth = depth;
+            let (manager, mut events) = TransportManager::new(config).expect("manager");
+            let id = manager
+                .add(bind_udp(LOOPBACK).await.expect("udp"))
+                .expect("add");
+            let to = manager.transport(id).expect("held").local_addr();
+            let (uc, _uc_events) = bind_udp(LOOPBACK).await.expect("udp client");
+            let req = options_request("sip:m@127.0.0.1", "UDP", &uc.local_addr().to_string(), 1);
+            uc.send_message(&req, &to.into()).await.expect("send");
+            let ev = next_manager_message(&mut events).await;
+            assert_eq!(ev.transport, id);
+            manager.close().await;
+            uc.close().await;
+        }
+    })
+    .await;
+}

@@ -3,6 +3,8 @@
 //! Feed it bytes in any split; it yields whole messages, RFC 5626 §3.5.1 keepalive pings
 //! (`CRLFCRLF`) and pongs (`CRLF`), or a typed error after which the connection must close
 //! (RFC 3261 §18.3: Content-Length is mandatory and the next boundary is otherwise unknown).
+//! Other line-end bytes between messages (bare LFs, CRs without LF) are dropped, so a peer
+//! cannot fill the buffer with bytes that are neither a keepalive nor a message.
 //! It owns the read buffer so that reads land in it and messages leave it without a copy.
 
 use bytes::BytesMut;
@@ -117,6 +119,7 @@ impl StreamDecoder {
 
     fn decode_inner(&mut self) -> Result<Option<Frame>> {
         if self.pending.is_none() {
+            self.skip_stray_line_ends();
             // Keepalive at a message boundary (RFC 5626 §3.5.1).
             if self.buf.starts_with(b"\r\n") {
                 if self.awaiting_pong {
@@ -210,6 +213,28 @@ impl StreamDecoder {
         let bytes = self.buf.split_to(total).freeze();
         Ok(Some(Frame::Message(Message::from_head(bytes, head, total))))
     }
+
+    /// At a message boundary, drops the bare LFs and the CRs not followed by LF: they are
+    /// neither a ping (`CRLFCRLF`) nor a pong (`CRLF`) nor part of a message (RFC 3261 §7.5:
+    /// line ends before the start line are ignored). Kept, they would pile up to the header
+    /// limit and, being only line ends, never start the header-read timer. A trailing CR
+    /// stays: it may be the start of a CRLF.
+    fn skip_stray_line_ends(&mut self) {
+        if self.scan_from != 0 || self.line_start != 0 {
+            return; // a header block has started
+        }
+        let mut stray = 0;
+        while let Some(&b) = self.buf.get(stray) {
+            match (b, self.buf.get(stray + 1)) {
+                (b'\n', _) => stray += 1,
+                (b'\r', Some(&next)) if next != b'\n' => stray += 1,
+                _ => break,
+            }
+        }
+        if stray > 0 {
+            let _ = self.buf.split_to(stray);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -268,6 +293,42 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_eq!(f[0], Frame::Pong);
         assert!(matches!(f[1], Frame::Message(_)));
+    }
+
+    #[test]
+    fn stray_line_ends_do_not_accumulate() {
+        // Neither pings nor pongs nor a message: bare LFs around CRLFs, lone CRs. They must
+        // not pile up (up to the header limit, with no header-read timer running).
+        let mut d = StreamDecoder::new(Limits::default());
+        for _ in 0..5000 {
+            d.extend_from_slice(b"\n\r\n");
+            let _ = drain(&mut d);
+            assert!(d.buffered() <= 3, "{} bytes buffered", d.buffered());
+        }
+        let mut d = StreamDecoder::new(Limits::default());
+        d.extend_from_slice(&b"\n\r\n".repeat(5000));
+        let _ = drain(&mut d);
+        assert!(d.buffered() <= 3, "{} bytes buffered", d.buffered());
+        assert!(!d.is_mid_message());
+        let mut d = StreamDecoder::new(Limits::default());
+        for _ in 0..5000 {
+            d.extend_from_slice(b"\r");
+            assert_eq!(drain(&mut d), vec![]);
+        }
+        assert_eq!(d.buffered(), 1, "only a CR that may start a CRLF stays");
+        // Keepalives and messages around them still decode (RFC 5626 §3.5.1).
+        let mut d = StreamDecoder::new(Limits::default());
+        d.extend_from_slice(b"\n\r\r\n\r\n\n\n");
+        d.extend_from_slice(OPT);
+        d.extend_from_slice(b"\r\r\n");
+        let f = drain(&mut d);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0], Frame::Ping);
+        assert!(matches!(f[1], Frame::Message(_)));
+        assert_eq!(d.buffered(), 2, "a CRLF that may become a ping");
+        d.extend_from_slice(b"\r\n");
+        assert_eq!(drain(&mut d), vec![Frame::Ping]);
+        assert_eq!(d.buffered(), 0);
     }
 
     #[test]

@@ -32,8 +32,10 @@ const MIN_HEADER_LEN: usize = header::V2_FIXED_LEN + 216;
 /// [`header_timeout`](Self::header_timeout); otherwise it is closed (counted in
 /// `connections_refused`). The client address in the header becomes the connection's peer:
 /// the `source` of its messages, the `received`/`rport` stamped into their Via (RFC 3261
-/// §18.2.1) and the pool key its flow is found under. A v2 `LOCAL` header (the balancer's
-/// health check) or v1 `UNKNOWN` keeps the real peer.
+/// §18.2.1) and the pool key its flow is found under, and the address
+/// `Limits::max_connections_per_ip` counts (charged once the header is read; the total limit
+/// is applied at accept). A v2 `LOCAL` header (the balancer's health check) or v1 `UNKNOWN`
+/// keeps the real peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProxyProtocolConfig {

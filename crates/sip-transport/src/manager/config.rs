@@ -66,7 +66,8 @@ impl HealthCheck {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ManagerConfig {
-    /// Capacity of the merged event channel. When it is full the per-transport forwarders
+    /// Capacity of the merged event channel, clamped to `1..=Limits::MAX_CAPACITY` (see
+    /// [`Limits::capacity`](sip_transport_api::Limits::capacity)). When it is full the per-transport forwarders
     /// wait, so each transport's own bounded channel fills and its backpressure applies
     /// (streams stop reading, UDP drops and counts). Default 1,024.
     pub event_queue_depth: usize,

@@ -279,7 +279,9 @@ impl TransportManager {
     /// [`ManagerConfig::event_queue_depth`]). With health checks configured it starts their
     /// task, which needs a Tokio runtime ([`Error::InvalidConfig`] otherwise).
     pub fn new(config: ManagerConfig) -> Result<(TransportManager, mpsc::Receiver<ManagerEvent>)> {
-        let (tx, rx) = mpsc::channel(config.event_queue_depth.max(1));
+        let (tx, rx) = mpsc::channel(sip_transport_api::Limits::capacity(
+            config.event_queue_depth,
+        ));
         let inner = Arc::new(Inner {
             held: HoldBack::new(
                 config.hold_time,
