@@ -7,6 +7,7 @@
 //! - building ordinary SIP requests;
 //! - test certificates generated at run time ([`certs`]);
 //! - a dnsmasq DNS server with given records, for RFC 3263 tests ([`Dnsmasq`]);
+//! - the kernel's view of TCP sockets (`ss`): DSCP marks and keepalive timers ([`ss`]);
 //! - the load-test examples' command line, CPU and memory clocks and echo/respond server
 //!   loop ([`echo`]).
 //!
@@ -16,6 +17,7 @@ pub mod certs;
 mod dnsmasq;
 pub mod echo;
 pub mod events;
+pub mod ss;
 
 pub use dnsmasq::Dnsmasq;
 
