@@ -101,6 +101,43 @@ fn ping_exit_codes() {
 }
 
 #[test]
+fn serve_dscp_marks_listeners_and_connections() {
+    // Out of range or unknown: a usage error naming the range, not a panic.
+    let (code, _, err) = sipt(&["serve", "--dscp", "64", "--listen", "udp:127.0.0.1:0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("0..=63"), "{err}");
+    assert_eq!(sipt(&["serve", "--dscp", "cs9"]).0, Some(2));
+    let (_, help, _) = sipt(&["serve", "--help"]);
+    assert!(
+        help.contains("--dscp <DSCP>") && help.contains("cs3"),
+        "{help}"
+    );
+    // The listener and the connection it accepts carry CS3 (TOS byte 0x60) and kernel
+    // keepalive; the test's own client socket carries neither.
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let server = Server::start(&["tcp:127.0.0.1:0"], &["--quiet", "--dscp", "cs3"]);
+    let addr = server.addr("tcp");
+    let _client = std::net::TcpStream::connect(addr).expect("connect");
+    let os_idle = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(7200);
+    use sip_transport_testkit::ss::{Expected, check_stream_sockets};
+    let marked = Expected {
+        tos: 0x60,
+        keepalive_at_most: Some(Duration::from_secs(os_idle)),
+    };
+    let plain = Expected {
+        tos: 0,
+        keepalive_at_most: None,
+    };
+    check_stream_sockets(addr, marked, marked, plain);
+    server.terminate();
+}
+
+#[test]
 fn ping_reports_send_errors_and_keeps_the_interval() {
     // Nothing listens there: every TCP connect is refused at once.
     let port = {
