@@ -31,6 +31,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "s_client as an independent TLS client; kam.sh's certificates",
     ),
     ("procps", "pgrep, used by the Kamailio launcher"),
+    (
+        "iproute2",
+        "ss, which shows the DSCP mark and keepalive timer of the transports' TCP sockets",
+    ),
     ("python3", "the peer scripts in ../shared/peers"),
     (
         "haproxy",

@@ -1,7 +1,7 @@
 //! # sip-transport-api
 //!
 //! The contract every sip-transport protocol crate implements, and the parts that need no
-//! sockets: the [`Transport`] trait, [`TransportEvent`], [`Error`], [`Limits`], the framed
+//! sockets: the [`Transport`] trait, [`TransportEvent`], [`Error`], [`Limits`], [`Dscp`], the framed
 //! [`Message`] and the sans-IO codec ([`StreamDecoder`], [`decode_datagram`],
 //! [`stamp_received`], [`response_target`]).
 //!
@@ -21,6 +21,7 @@
 //! ```
 
 mod codec;
+mod dscp;
 mod error;
 mod flow;
 mod identity;
@@ -34,6 +35,7 @@ pub use codec::{
     Datagram, Frame, ResponseHost, ResponseTarget, StreamDecoder, decode_datagram, response_target,
     stamp_received, stamp_received_owned,
 };
+pub use dscp::Dscp;
 pub use error::{CertificateProblem, DnsFailure, Error, Result};
 pub use flow::FlowId;
 pub use identity::PeerIdentity;

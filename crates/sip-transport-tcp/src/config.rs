@@ -7,14 +7,16 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use sip_transport_api::{Error, Limits, Result};
+use sip_transport_api::{Dscp, Error, Limits, Result};
 
 use crate::StreamConnector;
 use crate::proxy::ProxyProtocolConfig;
+use crate::socket_options::{StreamSocketOptions, TcpKeepaliveConfig};
 
 /// Settings shared by the stream transports (TCP, and TLS around it). `Default` listens on
-/// `0.0.0.0:5060` (RFC 3261 §19.1.2) with [`Limits::default`], no client keepalive, and a
-/// 10 s pong timeout for when keepalives are turned on.
+/// `0.0.0.0:5060` (RFC 3261 §19.1.2) with [`Limits::default`], no client keepalive, a
+/// 10 s pong timeout for when keepalives are turned on, TCP keepalive on
+/// ([`TcpKeepaliveConfig::sip_default`]) and no DSCP mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamConfig {
@@ -43,6 +45,20 @@ pub struct StreamConfig {
     /// Require a PROXY protocol header (v1 or v2) from a trusted load balancer on every
     /// accepted connection, and use the client address it carries. `None` (default): off.
     pub proxy_protocol: Option<ProxyProtocolConfig>,
+    /// DSCP mark for every packet of the listener and of every connection, inbound and
+    /// outbound (`IP_TOS`; `IPV6_TCLASS` on IPv6, plus `IP_TOS` for the IPv4 peers of a
+    /// dual-stack `[::]` listener), like Kamailio's `tos` and PJSIP's `pj_qos_params`.
+    /// [`Dscp::CS3`] is the usual class for SIP signalling (RFC 4594 §3.2). `None` (default):
+    /// no marking, the OS default.
+    pub dscp: Option<Dscp>,
+    /// Kernel TCP keepalive (`SO_KEEPALIVE` and its timing) on every connection, inbound and
+    /// outbound, so that a peer that vanished (behind a NAT, powered off) is noticed even when
+    /// it sends no RFC 5626 keepalives. Not the same as
+    /// [`keepalive_interval`](Self::keepalive_interval), the SIP-level CRLFCRLF pings on flows
+    /// we dialed: see [`TcpKeepaliveConfig`]. Default: on, [`TcpKeepaliveConfig::sip_default`] (a
+    /// first probe after 60 s of silence; Kamailio's `tcp_keepalive=1` keeps the OS's 7200 s,
+    /// which never fires before the 300 s idle timeout); `None` switches it off.
+    pub tcp_keepalive: Option<TcpKeepaliveConfig>,
 }
 
 /// RFC 5626 §4.4.1: a pong not received within 10 seconds of the ping means the flow failed.
@@ -62,6 +78,8 @@ impl Default for StreamConfig {
             backlog: 1024,
             nodelay: true,
             proxy_protocol: None,
+            dscp: None,
+            tcp_keepalive: Some(TcpKeepaliveConfig::sip_default()),
         }
     }
 }
@@ -113,7 +131,15 @@ impl StreamConfig {
                 reason: "pong_timeout must be greater than zero".into(),
             });
         }
+        if let Some(keepalive) = &self.tcp_keepalive {
+            keepalive.validate()?;
+        }
         Ok(())
+    }
+
+    /// The options [`StreamSocketOptions::apply`] sets on this transport's sockets.
+    pub(crate) fn socket_options(&self) -> StreamSocketOptions {
+        StreamSocketOptions::new(self.dscp, self.tcp_keepalive)
     }
 
     /// Sets [`StreamConfig::listen`].
@@ -137,6 +163,18 @@ impl StreamConfig {
     /// Sets [`StreamConfig::proxy_protocol`].
     pub fn with_proxy_protocol(mut self, proxy: Option<ProxyProtocolConfig>) -> Self {
         self.proxy_protocol = proxy;
+        self
+    }
+
+    /// Sets [`StreamConfig::dscp`].
+    pub fn with_dscp(mut self, dscp: Option<Dscp>) -> Self {
+        self.dscp = dscp;
+        self
+    }
+
+    /// Sets [`StreamConfig::tcp_keepalive`] (`None`: off).
+    pub fn with_tcp_keepalive(mut self, keepalive: Option<TcpKeepaliveConfig>) -> Self {
+        self.tcp_keepalive = keepalive;
         self
     }
 }

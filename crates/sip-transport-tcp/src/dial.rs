@@ -1,5 +1,5 @@
 //! Opening TCP sockets: the listening socket and outbound connections (socket2 options,
-//! connect timeout, `TCP_NODELAY`), and how one dial's error is handed to every sender that
+//! connect timeout, `TCP_NODELAY`, DSCP and TCP keepalive), and how one dial's error is handed to every sender that
 //! waited on it. No SIP here; the connector and the driver take over once the socket is up.
 
 use std::io;
@@ -10,12 +10,22 @@ use sip_transport_api::{Error, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-/// Binds and listens on `addr` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT).
-pub(crate) fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener> {
+use crate::StreamSocketOptions;
+
+/// Binds and listens on `addr` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT) and
+/// `options` (which accepted sockets inherit, and which mark the SYN-ACKs).
+pub(crate) fn listen(
+    addr: SocketAddr,
+    backlog: u32,
+    options: &StreamSocketOptions,
+) -> Result<TcpListener> {
     let bind_err = |source| Error::Bind { addr, source };
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(bind_err)?;
     sock.set_reuse_address(true).map_err(bind_err)?;
+    options
+        .apply(socket2::SockRef::from(&sock), addr.is_ipv6())
+        .map_err(bind_err)?;
     sock.set_nonblocking(true).map_err(bind_err)?;
     sock.bind(&addr.into()).map_err(bind_err)?;
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
@@ -23,17 +33,22 @@ pub(crate) fn listen(addr: SocketAddr, backlog: u32) -> Result<TcpListener> {
     TcpListener::from_std(sock.into()).map_err(bind_err)
 }
 
-/// Connects to `peer` within `timeout`, from `local_ip` when given.
+/// Connects to `peer` within `timeout`, from `local_ip` when given, with `options` set
+/// before the SYN.
 pub(crate) async fn connect(
     peer: SocketAddr,
     local_ip: Option<IpAddr>,
     nodelay: bool,
+    options: &StreamSocketOptions,
     timeout: Duration,
 ) -> Result<TcpStream> {
     let err = |source| Error::Connect { peer, source };
     let sock =
         Socket::new(Domain::for_address(peer), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
     sock.set_tcp_nodelay(nodelay).map_err(err)?;
+    options
+        .apply(socket2::SockRef::from(&sock), peer.is_ipv6())
+        .map_err(err)?;
     sock.set_nonblocking(true).map_err(err)?;
     if let Some(ip) = local_ip {
         sock.bind(&SocketAddr::new(ip, 0).into()).map_err(err)?;
@@ -161,10 +176,11 @@ mod tests {
 
     #[tokio::test]
     async fn refused_and_listen() {
-        let l = listen("127.0.0.1:0".parse().expect("addr"), 16).expect("listen");
+        let opts = StreamSocketOptions::default();
+        let l = listen("127.0.0.1:0".parse().expect("addr"), 16, &opts).expect("listen");
         let addr = l.local_addr().expect("local");
         drop(l);
-        let e = connect(addr, None, true, Duration::from_secs(2))
+        let e = connect(addr, None, true, &opts, Duration::from_secs(2))
             .await
             .expect_err("nobody listens");
         assert!(matches!(e, Error::Connect { .. }), "{e:?}");

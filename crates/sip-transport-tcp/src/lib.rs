@@ -18,6 +18,9 @@
 //!   protocol header (v1 or v2, [`proxy`]) off each accepted connection, from trusted
 //!   sources only, before the connector (TLS) sees a byte; the client's address becomes the
 //!   message source.
+//! - Every socket (listener, accepted, dialed) gets [`StreamConfig::dscp`] (DSCP marking,
+//!   off by default) and [`StreamConfig::tcp_keepalive`] (kernel TCP keepalive, on by
+//!   default: [`TcpKeepaliveConfig::sip_default`]), through [`socket_options`].
 //!
 //! ## Another stream protocol on the same machinery (how TLS plugs in)
 //!
@@ -53,6 +56,7 @@ mod driver;
 mod listener;
 mod pool;
 pub mod proxy;
+pub mod socket_options;
 mod tasks;
 mod tcp;
 mod transport;
@@ -61,5 +65,6 @@ pub use config::{StreamConfig, StreamTransportConfig, TcpConfig};
 pub use connector::StreamConnector;
 pub use driver::deadline_after;
 pub use proxy::{IpPrefix, ProxyProtocolConfig};
+pub use socket_options::{StreamSocketOptions, TcpKeepaliveConfig};
 pub use tcp::{TcpConnector, TcpTransport};
 pub use transport::StreamTransport;

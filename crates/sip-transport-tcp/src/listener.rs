@@ -110,6 +110,11 @@ fn serve<C: StreamConnector>(
     async move {
         let _token = token;
         let _ = tcp.set_nodelay(shared.config.nodelay);
+        let ipv6 = shared.config.bind.is_ipv6();
+        let accepted = shared.config.socket_options();
+        if let Err(e) = accepted.apply_accepted(socket2::SockRef::from(&tcp), ipv6) {
+            tracing::debug!(error = %e, "DSCP or TCP keepalive not set on an accepted socket");
+        }
         crate::dial::bound_unacked(&tcp, shared.config.limits.write_timeout);
         let local = tcp.local_addr().map(canonical).unwrap_or(shared.local);
         let limits = &shared.config.limits;

@@ -117,7 +117,9 @@ impl<C: StreamConnector> StreamTransport<C> {
 
     /// Binds a transport with an explicit connector. Must run inside a tokio runtime. Fails
     /// with `Error::InvalidConfig` for a setting no connection can work with (a zero
-    /// [`StreamConfig::pong_timeout`]).
+    /// [`StreamConfig::pong_timeout`], [`StreamConfig::tcp_keepalive`] timing out of the
+    /// kernel's bounds), and with `Error::Bind` when the address cannot be bound or the
+    /// listener's DSCP or keepalive cannot be set.
     pub async fn with_connector(
         connector: C,
         config: StreamConfig,
@@ -128,7 +130,11 @@ impl<C: StreamConnector> StreamTransport<C> {
             limits.event_queue_depth,
         ));
         let listener = if config.listen {
-            Some(dial::listen(config.bind, config.backlog)?)
+            Some(dial::listen(
+                config.bind,
+                config.backlog,
+                &config.socket_options(),
+            )?)
         } else {
             None
         };
@@ -413,6 +419,7 @@ async fn open_outbound<C: StreamConnector>(
         dest.addr,
         shared.source_ip(),
         shared.config.nodelay,
+        &shared.config.socket_options(),
         limits.connect_timeout,
     )
     .await?;

@@ -8,6 +8,7 @@
 //! - test certificates generated at run time ([`certs`]);
 //! - a dnsmasq DNS server with given records, for RFC 3263 tests ([`Dnsmasq`]);
 //! - a TCP address whose connects hang, for connect-timeout tests ([`SilentListener`]);
+//! - the kernel's view of TCP sockets (`ss`): DSCP marks and keepalive timers ([`ss`]);
 //! - the load-test examples' command line, CPU and memory clocks and echo/respond server
 //!   loop ([`echo`]).
 //!
@@ -18,6 +19,7 @@ mod dnsmasq;
 pub mod echo;
 pub mod events;
 mod silent;
+pub mod ss;
 
 pub use dnsmasq::Dnsmasq;
 pub use silent::SilentListener;

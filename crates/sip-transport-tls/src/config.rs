@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
-use sip_transport_api::{Limits, Result};
-use sip_transport_tcp::{StreamConfig, StreamTransportConfig};
+use sip_transport_api::{Dscp, Limits, Result};
+use sip_transport_tcp::{StreamConfig, StreamTransportConfig, TcpKeepaliveConfig};
 
 use crate::{PemSource, TlsConnector};
 
@@ -117,8 +117,8 @@ impl fmt::Debug for ServerVerification {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct TlsConfig {
-    /// Bind address, limits, keepalive, listen or client-only, backlog, `TCP_NODELAY`: the
-    /// settings shared with TCP.
+    /// Bind address, limits, keepalive, listen or client-only, backlog, `TCP_NODELAY`, DSCP
+    /// marking and TCP keepalive: the settings shared with TCP.
     pub stream: StreamConfig,
     /// The listener's certificate. Required when listening.
     pub server_identity: Option<ServerIdentity>,
@@ -214,6 +214,21 @@ impl TlsConfig {
     /// `CloseReason::KeepaliveTimeout` (default 10 s, RFC 5626 §4.4.1).
     pub fn with_pong_timeout(mut self, timeout: Duration) -> Self {
         self.stream = self.stream.with_pong_timeout(timeout);
+        self
+    }
+
+    /// Sets the DSCP mark of the listener's and every connection's packets
+    /// ([`StreamConfig::dscp`]; default none).
+    pub fn with_dscp(mut self, dscp: Option<Dscp>) -> Self {
+        self.stream = self.stream.with_dscp(dscp);
+        self
+    }
+
+    /// Sets kernel TCP keepalive on every connection ([`StreamConfig::tcp_keepalive`]; default
+    /// [`TcpKeepaliveConfig::sip_default`], `None` switches it off). Not the RFC 5626 pings of
+    /// [`with_keepalive_interval`](Self::with_keepalive_interval).
+    pub fn with_tcp_keepalive(mut self, keepalive: Option<TcpKeepaliveConfig>) -> Self {
+        self.stream = self.stream.with_tcp_keepalive(keepalive);
         self
     }
 

@@ -5,7 +5,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use sip_transport_api::Limits;
+use sip_transport_api::{Dscp, Limits};
 
 /// The RFC 3261 §18.1.1 size above which a request must not go over UDP when the path MTU is
 /// unknown (1500-byte Ethernet MTU minus a margin for headers).
@@ -36,6 +36,11 @@ pub struct UdpConfig {
     /// Sets `SO_REUSEPORT` so that several transports (one per core) can bind the same address
     /// and the kernel spreads datagrams over them. Default `false`.
     pub reuse_port: bool,
+    /// DSCP mark for every datagram sent (`IP_TOS`; on an IPv6 socket `IPV6_TCLASS`, plus
+    /// `IP_TOS` for the IPv4 peers of a dual-stack `[::]` socket), like Kamailio's `tos` and
+    /// PJSIP's `pj_qos_params`. [`Dscp::CS3`] is the usual class for SIP signalling
+    /// (RFC 4594 §3.2). `None` (default): no marking, the OS default.
+    pub dscp: Option<Dscp>,
 }
 
 impl Default for UdpConfig {
@@ -47,6 +52,7 @@ impl Default for UdpConfig {
             recv_buffer_size: None,
             send_buffer_size: None,
             reuse_port: false,
+            dscp: None,
         }
     }
 }
@@ -95,6 +101,12 @@ impl UdpConfig {
         self.reuse_port = reuse;
         self
     }
+
+    /// Sets [`UdpConfig::dscp`].
+    pub fn with_dscp(mut self, dscp: Option<Dscp>) -> Self {
+        self.dscp = dscp;
+        self
+    }
 }
 
 #[cfg(test)]
@@ -108,18 +120,21 @@ mod tests {
         assert!(c.bind.ip().is_loopback() && c.bind.port() == 0);
         assert_eq!(c.recv_buffer_size, None);
         assert!(!c.reuse_port);
+        assert_eq!(c.dscp, None);
         let bind: SocketAddr = "[::]:5060".parse().expect("addr");
         let c = UdpConfig::new(bind)
             .with_mtu_threshold(60_000)
             .with_recv_buffer_size(1 << 20)
             .with_send_buffer_size(1 << 19)
             .with_reuse_port(true)
+            .with_dscp(Some(Dscp::CS3))
             .with_limits(Limits::default().with_event_queue_depth(4));
         assert_eq!(c.bind, bind);
         assert_eq!(c.mtu_threshold, 60_000);
         assert_eq!(c.recv_buffer_size, Some(1 << 20));
         assert_eq!(c.send_buffer_size, Some(1 << 19));
         assert!(c.reuse_port);
+        assert_eq!(c.dscp, Some(Dscp::CS3));
         assert_eq!(c.limits.event_queue_depth, 4);
     }
 }

@@ -102,6 +102,10 @@ async fn accept_one(
     shared: Arc<Shared>,
 ) {
     let _ = tcp.set_nodelay(true);
+    let ipv6 = local.is_ipv6();
+    if let Err(e) = (shared.socket_options).apply_accepted(socket2::SockRef::from(&tcp), ipv6) {
+        debug!(error = %e, "DSCP or TCP keepalive not set on an accepted socket");
+    }
     let local = canonical(tcp.local_addr().unwrap_or(local));
     let mut shutdown = shared.shutdown.subscribe();
     let policy = shared.policy.clone();

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sip_transport_api::{Limits, TransportKind};
-use sip_transport_tcp::ProxyProtocolConfig;
+use sip_transport_api::{Dscp, Limits, TransportKind};
+use sip_transport_tcp::{ProxyProtocolConfig, StreamSocketOptions, TcpKeepaliveConfig};
 
 /// `ws` or `wss`: which kind of WebSocket connection to open (RFC 7118 §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,8 +102,9 @@ pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
 /// Configuration of one [`WsTransport`](crate::WsTransport).
 ///
 /// `Default` listens for plain `ws` on `127.0.0.1` with an ephemeral port, requires the `sip`
-/// subprotocol, accepts any request path and origin, and verifies `wss` servers against the
-/// webpki root store.
+/// subprotocol, accepts any request path and origin, verifies `wss` servers against the
+/// webpki root store, turns kernel TCP keepalive on ([`TcpKeepaliveConfig::sip_default`]) and sets
+/// no DSCP mark.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WsConfig {
@@ -129,7 +130,8 @@ pub struct WsConfig {
     /// `Origin`, or none, gets `403 Forbidden`. Empty (the default): any or no origin.
     pub allowed_origins: Vec<String>,
     /// Sends a WebSocket ping after this long without traffic; `None` (the default) sends none.
-    /// Pings are always answered.
+    /// Pings are always answered. Not the kernel's TCP keepalive
+    /// ([`tcp_keepalive`](Self::tcp_keepalive)), which the peer's TCP stack answers.
     pub keepalive_interval: Option<Duration>,
     /// After a keepalive ping, how long to wait for a pong (or any other frame) before the
     /// connection is closed with `CloseReason::KeepaliveTimeout`. Only applies when
@@ -151,6 +153,19 @@ pub struct WsConfig {
     pub write_buffer_size: usize,
     /// The `Origin` header our outbound handshakes send, if any. Default none.
     pub client_origin: Option<String>,
+    /// DSCP mark for every packet of the listener and of every connection, inbound and
+    /// outbound (`IP_TOS`; `IPV6_TCLASS` on IPv6, plus `IP_TOS` for the IPv4 peers of a
+    /// dual-stack `[::]` listener). [`Dscp::CS3`] is the usual class for SIP signalling
+    /// (RFC 4594 §3.2). `None` (default): no marking, the OS default. As
+    /// [`StreamConfig::dscp`](sip_transport_tcp::StreamConfig::dscp) on TCP and TLS.
+    pub dscp: Option<Dscp>,
+    /// Kernel TCP keepalive (`SO_KEEPALIVE` and its timing) on every connection, inbound and
+    /// outbound, so that a peer that vanished is noticed even when it sends nothing. Not the
+    /// WebSocket pings of [`keepalive_interval`](Self::keepalive_interval): see
+    /// [`TcpKeepaliveConfig`]. Default: on, [`TcpKeepaliveConfig::sip_default`]; `None` switches it off. As
+    /// [`StreamConfig::tcp_keepalive`](sip_transport_tcp::StreamConfig::tcp_keepalive) on TCP
+    /// and TLS.
+    pub tcp_keepalive: Option<TcpKeepaliveConfig>,
 }
 
 impl Default for WsConfig {
@@ -170,6 +185,8 @@ impl Default for WsConfig {
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             client_origin: None,
+            dscp: None,
+            tcp_keepalive: Some(TcpKeepaliveConfig::sip_default()),
         }
     }
 }
@@ -311,6 +328,23 @@ impl WsConfig {
         self
     }
 
+    /// Sets [`WsConfig::dscp`].
+    pub fn with_dscp(mut self, dscp: Option<Dscp>) -> Self {
+        self.dscp = dscp;
+        self
+    }
+
+    /// Sets [`WsConfig::tcp_keepalive`] (`None`: off).
+    pub fn with_tcp_keepalive(mut self, keepalive: Option<TcpKeepaliveConfig>) -> Self {
+        self.tcp_keepalive = keepalive;
+        self
+    }
+
+    /// What the listener and every connection socket get besides `TCP_NODELAY`.
+    pub(crate) fn socket_options(&self) -> StreamSocketOptions {
+        StreamSocketOptions::new(self.dscp, self.tcp_keepalive)
+    }
+
     /// The transport kind this configuration gives.
     pub fn kind(&self) -> TransportKind {
         self.scheme.kind()
@@ -345,6 +379,15 @@ mod tests {
         assert!(c.listen && c.allowed_paths.is_empty());
         assert_eq!(c.pong_timeout, Duration::from_secs(10));
         assert!(c.proxy_protocol.is_none());
+        assert_eq!(c.dscp, None);
+        assert_eq!(c.tcp_keepalive, Some(TcpKeepaliveConfig::sip_default()));
+        let m = WsConfig::default()
+            .with_dscp(Some(Dscp::CS3))
+            .with_tcp_keepalive(None);
+        assert_eq!(
+            m.socket_options(),
+            StreamSocketOptions::new(Some(Dscp::CS3), None)
+        );
         let p = WsConfig::default()
             .with_pong_timeout(Duration::from_secs(3))
             .with_proxy_protocol(Some(ProxyProtocolConfig::default()));

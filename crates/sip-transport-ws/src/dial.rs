@@ -1,4 +1,5 @@
-//! Outbound connections: TCP connect (within `Limits::connect_timeout`), then TLS for `wss`
+//! Outbound connections: TCP connect (within `Limits::connect_timeout`; DSCP mark and TCP
+//! keepalive set before the SYN), then TLS for `wss`
 //! and the WebSocket upgrade asking for `sip` (both within `Limits::handshake_timeout`), then
 //! the driver. Concurrent senders to the same new destination share one dial: the first one
 //! spawns it, the others wait for its outcome.
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, debug_span};
 
@@ -132,7 +133,7 @@ async fn open(shared: &Shared, dest: &Destination, scheme: WsScheme) -> Result<O
     // Build the request first: a bad name fails before any packet is sent.
     let request = client_request(dest, scheme, shared.client_origin.as_deref())
         .map_err(|reason| Error::InvalidDestination { reason })?;
-    let tcp = match tokio::time::timeout(limits.connect_timeout, TcpStream::connect(peer)).await {
+    let tcp = match tokio::time::timeout(limits.connect_timeout, connect(shared, peer)).await {
         Ok(Ok(s)) => s,
         Ok(Err(source)) => return Err(Error::Connect { peer, source }),
         Err(_) => {
@@ -186,6 +187,17 @@ async fn open(shared: &Shared, dest: &Destination, scheme: WsScheme) -> Result<O
             })
         }
     }
+}
+
+/// A TCP connection to `peer` with the DSCP mark and keepalive set before the SYN.
+async fn connect(shared: &Shared, peer: SocketAddr) -> io::Result<TcpStream> {
+    let socket = if peer.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
+    (shared.socket_options).apply(socket2::SockRef::from(&socket), peer.is_ipv6())?;
+    socket.connect(peer).await
 }
 
 /// A failed WebSocket upgrade as an I/O error that says what the server answered.

@@ -79,6 +79,6 @@ pub use config::{
 };
 // The PROXY protocol settings and trusted-source prefixes, the same types as on the TCP and
 // TLS listeners.
-pub use sip_transport_tcp::{IpPrefix, ProxyProtocolConfig};
+pub use sip_transport_tcp::{IpPrefix, ProxyProtocolConfig, TcpKeepaliveConfig};
 pub use transport::WsTransport;
 pub use upgrade::{SIP_SUBPROTOCOL, offers_sip};

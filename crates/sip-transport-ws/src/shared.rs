@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use sip_transport_api::{Counters, Limits, TransportEvent};
-use sip_transport_tcp::ProxyProtocolConfig;
+use sip_transport_tcp::{ProxyProtocolConfig, StreamSocketOptions};
 
 use crate::registry::Registry;
 use crate::upgrade::UpgradePolicy;
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) keepalive: Option<Duration>,
     /// How long a keepalive ping waits for a pong or any other frame.
     pub(crate) pong_timeout: Duration,
+    /// DSCP and TCP keepalive for accepted and dialed sockets.
+    pub(crate) socket_options: StreamSocketOptions,
     /// PROXY protocol on the listener, if on.
     pub(crate) proxy: Option<ProxyProtocolConfig>,
     pub(crate) policy: UpgradePolicy,

@@ -46,7 +46,9 @@ impl WsTransport {
     ///
     /// Fails with `Error::Bind` when the address cannot be bound, and `Error::InvalidConfig`
     /// when the client TLS settings cannot be loaded (a CA file that is missing or holds no
-    /// certificate) or [`WsConfig::pong_timeout`] is zero.
+    /// certificate), [`WsConfig::pong_timeout`] is zero or [`WsConfig::tcp_keepalive`] timing
+    /// is out of the kernel's bounds. A DSCP or keepalive setting the listening socket refuses
+    /// is `Error::Bind`.
     pub fn bind(config: WsConfig) -> Result<(Arc<WsTransport>, mpsc::Receiver<TransportEvent>)> {
         if config.pong_timeout.is_zero() {
             // No pong can arrive in no time: every keepalive flow would fail at its first ping.
@@ -54,6 +56,10 @@ impl WsTransport {
                 reason: "pong_timeout must be greater than zero".into(),
             });
         }
+        if let Some(keepalive) = &config.tcp_keepalive {
+            keepalive.validate()?;
+        }
+        let socket_options = config.socket_options();
         let bind_err = |source: io::Error| Error::Bind {
             addr: config.bind,
             source,
@@ -69,6 +75,11 @@ impl WsTransport {
         })?;
         let listener = if config.listen {
             let std = std::net::TcpListener::bind(config.bind).map_err(bind_err)?;
+            // Accepted sockets inherit these from the listener (Linux), and SYN-ACKs carry
+            // the mark.
+            socket_options
+                .apply(socket2::SockRef::from(&std), config.bind.is_ipv6())
+                .map_err(bind_err)?;
             std.set_nonblocking(true).map_err(bind_err)?;
             Some(tokio::net::TcpListener::from_std(std).map_err(bind_err)?)
         } else {
@@ -99,6 +110,7 @@ impl WsTransport {
             stopped: watch::Sender::new(false),
             keepalive: config.keepalive_interval,
             pong_timeout: config.pong_timeout,
+            socket_options,
             proxy: config.proxy_protocol.clone(),
             policy: UpgradePolicy {
                 paths: config.allowed_paths.clone().into(),

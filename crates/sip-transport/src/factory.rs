@@ -22,8 +22,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use sip_transport_api::{
-    Destination, Error, Limits, Result, Transport, TransportEvent, TransportKind,
+    Destination, Dscp, Error, Limits, Result, Transport, TransportEvent, TransportKind,
 };
+#[cfg(feature = "tcp")]
+use sip_transport_tcp::TcpKeepaliveConfig;
+#[cfg(all(feature = "ws", not(feature = "tcp")))]
+use sip_transport_ws::TcpKeepaliveConfig;
 use tokio::sync::mpsc;
 
 use crate::uri::{Host, TargetUri};
@@ -42,6 +46,9 @@ use crate::uri::{Host, TargetUri};
 #[derive(Clone)]
 pub struct TransportFactory {
     limits: Limits,
+    dscp: Option<Dscp>,
+    #[cfg(any(feature = "tcp", feature = "ws"))]
+    tcp_keepalive: Option<TcpKeepaliveConfig>,
     bind_v4: Ipv4Addr,
     bind_v6: Ipv6Addr,
     #[cfg(feature = "tls")]
@@ -109,10 +116,14 @@ impl CreatedTransport {
 
 impl TransportFactory {
     /// A factory with default limits, binding the unspecified addresses, verifying TLS and
-    /// WSS servers against the webpki roots.
+    /// WSS servers against the webpki roots, with no DSCP mark and kernel TCP keepalive on
+    /// (`TcpKeepaliveConfig::sip_default`), as each transport's own config defaults.
     pub fn new() -> Self {
         TransportFactory {
             limits: Limits::default(),
+            dscp: None,
+            #[cfg(any(feature = "tcp", feature = "ws"))]
+            tcp_keepalive: Some(TcpKeepaliveConfig::sip_default()),
             bind_v4: Ipv4Addr::UNSPECIFIED,
             bind_v6: Ipv6Addr::UNSPECIFIED,
             #[cfg(feature = "tls")]
@@ -125,6 +136,22 @@ impl TransportFactory {
     /// The limits of every transport the factory makes.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The DSCP mark of every transport the factory makes (UDP datagrams, TCP, TLS and
+    /// WebSocket connections); default none. E.g. [`Dscp::CS3`] for SIP signalling.
+    pub fn with_dscp(mut self, dscp: Option<Dscp>) -> Self {
+        self.dscp = dscp;
+        self
+    }
+
+    /// Kernel TCP keepalive on every TCP, TLS and WebSocket connection the factory's
+    /// transports open (default: on, `TcpKeepaliveConfig::sip_default`; `None`: off). Not the RFC 5626
+    /// CRLF or WebSocket pings, which the TLS and WebSocket client settings carry.
+    #[cfg(any(feature = "tcp", feature = "ws"))]
+    pub fn with_tcp_keepalive(mut self, keepalive: Option<TcpKeepaliveConfig>) -> Self {
+        self.tcp_keepalive = keepalive;
         self
     }
 
@@ -141,7 +168,8 @@ impl TransportFactory {
     }
 
     /// The TLS client settings (server verification, client certificate, crypto provider).
-    /// Listening, the bind address and the limits are the factory's.
+    /// Listening, the bind address, the limits, the DSCP mark and TCP keepalive are the
+    /// factory's.
     #[cfg(feature = "tls")]
     pub fn with_tls_client(mut self, config: sip_transport_tls::TlsConfig) -> Self {
         self.tls = config;
@@ -149,7 +177,8 @@ impl TransportFactory {
     }
 
     /// The WebSocket client settings (for `wss`, server verification; `Origin`, buffers).
-    /// Listening, the scheme, the bind address and the limits are the factory's.
+    /// Listening, the scheme, the bind address, the limits, the DSCP mark and TCP keepalive
+    /// are the factory's.
     #[cfg(feature = "ws")]
     pub fn with_ws_client(mut self, config: sip_transport_ws::WsConfig) -> Self {
         self.ws = config;
@@ -243,7 +272,9 @@ impl TransportFactory {
                 use sip_transport_tcp::{TcpConfig, TcpTransport};
                 let config = TcpConfig::client()
                     .with_bind(self.stream_bind(peer))
-                    .with_limits(self.limits.clone());
+                    .with_limits(self.limits.clone())
+                    .with_dscp(self.dscp)
+                    .with_tcp_keepalive(self.tcp_keepalive);
                 let (t, rx) = TcpTransport::bind(config).await?;
                 Ok((t, rx))
             }
@@ -254,7 +285,9 @@ impl TransportFactory {
                     .clone()
                     .with_listen(false)
                     .with_bind(self.stream_bind(peer))
-                    .with_limits(self.limits.clone());
+                    .with_limits(self.limits.clone())
+                    .with_dscp(self.dscp)
+                    .with_tcp_keepalive(self.tcp_keepalive);
                 let (t, rx) = sip_transport_tls::TlsTransport::bind(config).await?;
                 Ok((t, rx))
             }
@@ -272,7 +305,9 @@ impl TransportFactory {
                     .with_listen(false)
                     .with_scheme(scheme)
                     .with_bind(self.stream_bind(peer))
-                    .with_limits(self.limits.clone());
+                    .with_limits(self.limits.clone())
+                    .with_dscp(self.dscp)
+                    .with_tcp_keepalive(self.tcp_keepalive);
                 let (t, rx) = WsTransport::bind(config)?;
                 Ok((t, rx))
             }
@@ -307,7 +342,10 @@ impl TransportFactory {
     )> {
         use sip_transport_udp::{UdpConfig, UdpTransport};
         let bind = |addr: SocketAddr| {
-            UdpTransport::bind(UdpConfig::new(addr).with_limits(self.limits.clone()))
+            let config = UdpConfig::new(addr)
+                .with_limits(self.limits.clone())
+                .with_dscp(self.dscp);
+            UdpTransport::bind(config)
         };
         let v4 = SocketAddr::from((self.bind_v4, 0));
         let v6 = SocketAddr::from((self.bind_v6, 0));

@@ -5,7 +5,7 @@
 //! reach those through `sip_transport::{udp, tcp, tls, ws}` (each behind its feature).
 
 pub use sip_transport_api::{
-    Destination, Error, FlowId, Limits, Message, ReceivedMessage, Result, Transport,
+    Destination, Dscp, Error, FlowId, Limits, Message, ReceivedMessage, Result, Transport,
     TransportEvent, TransportKind, TransportStats,
 };
 

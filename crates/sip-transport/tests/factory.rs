@@ -11,6 +11,9 @@ use sip_transport::{
 #[allow(unused_imports)]
 use support::{Responder, bounded, next_message};
 
+/// `TcpKeepaliveConfig::sip_default`'s idle time: the default configs' first probe.
+const DEFAULT_KEEPALIVE_IDLE_SECS: u64 = 60;
+
 /// Sends an OPTIONS from `client` to `dest` and waits for the 200 on the client's events.
 #[allow(dead_code)]
 async fn round_trip(client: &mut CreatedTransport, dest: &Destination, server: &mut Responder) {
@@ -140,6 +143,53 @@ async fn tcp_ipv4_and_ipv6() {
         }
     })
     .await;
+}
+
+/// The factory's DSCP mark and TCP keepalive reach the sockets its clients dial (read back
+/// through `ss`); the listener, bound with the defaults, shows neither mark nor short timer.
+#[cfg(all(feature = "tcp", feature = "ws", target_os = "linux"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dscp_and_tcp_keepalive_reach_dialed_sockets() {
+    use std::time::Duration;
+
+    use sip_transport::Dscp;
+    use sip_transport::tcp::TcpKeepaliveConfig;
+    use sip_transport_testkit::ss::{Expected, check_stream_sockets};
+
+    let f = TransportFactory::new()
+        .with_dscp(Some(Dscp::CS3))
+        .with_tcp_keepalive(Some(
+            TcpKeepaliveConfig::new().with_idle(Duration::from_secs(30)),
+        ));
+    let default_idle = DEFAULT_KEEPALIVE_IDLE_SECS;
+    let server_side = Expected {
+        tos: 0,
+        keepalive_at_most: Some(Duration::from_secs(default_idle)),
+    };
+    let dialed = Expected {
+        tos: 0x60,
+        keepalive_at_most: Some(Duration::from_secs(30)),
+    };
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let tcp = sip_transport::bind_tcp(addr).await.expect("bind");
+    let ws = sip_transport::bind_ws(addr).await.expect("bind");
+    for (bound, uri) in [
+        (tcp.0.local_addr(), "sip:127.0.0.1:{};transport=tcp"),
+        (ws.0.local_addr(), "sip:127.0.0.1:{};transport=ws"),
+    ] {
+        let uri = uri.replace("{}", &bound.port().to_string());
+        let c = f.create_from_uri(&uri).await.expect("client");
+        let dest = c.destination().expect("numeric");
+        let req = sip_transport_testkit::options_request(
+            "sip:x@example.invalid",
+            c.kind().via_token(),
+            "client.invalid",
+            1,
+        );
+        c.transport.send_message(&req, &dest).await.expect("send");
+        check_stream_sockets(bound, server_side, server_side, dialed);
+        c.transport.close().await;
+    }
 }
 
 #[cfg(feature = "tls")]

@@ -136,6 +136,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 65_535,
           value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub(crate) max_message_size: u64,
+    /// Mark every packet of every listener and connection with this DSCP (IP_TOS, and
+    /// IPV6_TCLASS on IPv6), like Kamailio's `tos`: 0-63 or a name, e.g. cs3 (24, the usual
+    /// class for SIP signalling), cs5 (40), ef (46), af41 (34). Default: no mark. TCP, TLS,
+    /// WS and WSS connections always have kernel TCP keepalive on (first probe after 60 s of
+    /// silence).
+    #[arg(long, value_name = "DSCP")]
+    pub(crate) dscp: Option<sip_transport::Dscp>,
 }
 
 impl ServeArgs {

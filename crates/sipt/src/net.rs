@@ -14,7 +14,7 @@ use sip_transport::tcp::{ProxyProtocolConfig, TcpConfig, TcpTransport};
 use sip_transport::tls::{PemSource, TlsConfig, TlsTransport};
 use sip_transport::udp::{UdpConfig, UdpTransport};
 use sip_transport::ws::{WsConfig, WsScheme, WsTransport};
-use sip_transport::{Limits, Transport, TransportEvent, TransportKind};
+use sip_transport::{Dscp, Limits, Transport, TransportEvent, TransportKind};
 use tokio::sync::mpsc::Receiver;
 
 /// A bound transport and its events.
@@ -49,6 +49,8 @@ pub(crate) struct BindOptions {
     pub(crate) listen: bool,
     /// PROXY protocol on tcp, tls, ws and wss listeners.
     pub(crate) proxy: Option<ProxyProtocolConfig>,
+    /// DSCP mark of every socket (`--dscp`).
+    pub(crate) dscp: Option<Dscp>,
 }
 
 impl BindOptions {
@@ -58,6 +60,7 @@ impl BindOptions {
             tls,
             listen: false,
             proxy: None,
+            dscp: None,
         }
     }
 }
@@ -68,7 +71,10 @@ fn tls_config(addr: SocketAddr, o: &BindOptions) -> TlsConfig {
     } else {
         TlsConfig::client()
     };
-    cfg = cfg.with_bind(addr).with_limits(o.limits.clone());
+    cfg = cfg
+        .with_bind(addr)
+        .with_limits(o.limits.clone())
+        .with_dscp(o.dscp);
     if o.listen {
         cfg.stream.proxy_protocol = o.proxy.clone();
     }
@@ -104,7 +110,8 @@ pub(crate) async fn bind(
         TransportKind::Udp => {
             let cfg = UdpConfig::default()
                 .with_bind(addr)
-                .with_limits(o.limits.clone());
+                .with_limits(o.limits.clone())
+                .with_dscp(o.dscp);
             let (t, rx) = UdpTransport::bind(cfg).map_err(e)?;
             Ok((t as Arc<dyn Transport>, rx))
         }
@@ -113,7 +120,8 @@ pub(crate) async fn bind(
                 .with_bind(addr)
                 .with_limits(o.limits.clone())
                 .with_listen(o.listen)
-                .with_proxy_protocol(o.proxy.clone().filter(|_| o.listen));
+                .with_proxy_protocol(o.proxy.clone().filter(|_| o.listen))
+                .with_dscp(o.dscp);
             let (t, rx) = TcpTransport::bind(cfg).await.map_err(e)?;
             Ok((t as Arc<dyn Transport>, rx))
         }
@@ -125,7 +133,8 @@ pub(crate) async fn bind(
             let mut cfg = WsConfig::new(addr)
                 .with_listen(o.listen)
                 .with_limits(o.limits.clone())
-                .with_proxy_protocol(o.proxy.clone().filter(|_| o.listen));
+                .with_proxy_protocol(o.proxy.clone().filter(|_| o.listen))
+                .with_dscp(o.dscp);
             let tls = tls_config(addr, o);
             if kind == TransportKind::Wss {
                 cfg = cfg.with_scheme(WsScheme::Wss);
@@ -157,7 +166,8 @@ pub(crate) fn bind_udp_group(
         let cfg = UdpConfig::default()
             .with_bind(addr)
             .with_limits(o.limits.clone())
-            .with_reuse_port(sockets > 1);
+            .with_reuse_port(sockets > 1)
+            .with_dscp(o.dscp);
         let (t, rx) = UdpTransport::bind(cfg).map_err(|e| e.to_string())?;
         addr = t.local_addr();
         out.push((t as Arc<dyn Transport>, rx));

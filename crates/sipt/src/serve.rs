@@ -4,6 +4,7 @@
 //! `--workers N` sets the runtime's threads and binds N `SO_REUSEPORT` sockets per udp
 //! listener, each with its own responder task; stream connections already run on every
 //! worker. `--proxy-protocol` puts the tcp, tls, ws and wss listeners behind a load balancer.
+//! `--dscp` marks every listener's and connection's packets.
 //!
 //! A responder task sends each reply inline while the request's connection is open (or over
 //! UDP); a reply that needs a new connection goes to a bounded set of tasks ([`Redials`]).
@@ -83,6 +84,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         tls,
         listen: true,
         proxy,
+        dscp: args.dscp,
     };
     let workers = args.worker_count();
     let redials = Redials::new(MAX_REDIALS);

@@ -12,6 +12,9 @@ use common::{SIPT, Server};
 use sip_transport_testkit::certs::TestPki;
 use sip_transport_testkit::{Kamailio, SippTransport, sipp_options_uac};
 
+/// `TcpKeepaliveConfig::sip_default`'s idle time: the default configs' first probe.
+const DEFAULT_KEEPALIVE_IDLE_SECS: u64 = 60;
+
 /// `sipt bench <uri> <extra> --duration 2 --connections 2 --json`: exits 0 with no failed or
 /// timed-out transaction; returns the JSON summary.
 fn bench_clean(uri: &str, extra: &[&str]) -> serde_json::Value {
@@ -98,6 +101,40 @@ fn ping_exit_codes() {
     assert_eq!(sipt(&["ping", "sip:2001:db8::1"]).0, Some(2));
     assert_eq!(sipt(&["ping", "sip:no-such-host.invalid"]).0, Some(2));
     assert_eq!(sipt(&["serve", "--listen", "bogus"]).0, Some(2));
+}
+
+#[test]
+fn serve_dscp_marks_listeners_and_connections() {
+    // Out of range or unknown: a usage error naming the range, not a panic.
+    let (code, _, err) = sipt(&["serve", "--dscp", "64", "--listen", "udp:127.0.0.1:0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("0..=63"), "{err}");
+    assert_eq!(sipt(&["serve", "--dscp", "cs9"]).0, Some(2));
+    let (_, help, _) = sipt(&["serve", "--help"]);
+    assert!(
+        help.contains("--dscp <DSCP>") && help.contains("cs3"),
+        "{help}"
+    );
+    // The listener and the connection it accepts carry CS3 (TOS byte 0x60) and kernel
+    // keepalive; the test's own client socket carries neither.
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let server = Server::start(&["tcp:127.0.0.1:0"], &["--quiet", "--dscp", "cs3"]);
+    let addr = server.addr("tcp");
+    let _client = std::net::TcpStream::connect(addr).expect("connect");
+    let default_idle = DEFAULT_KEEPALIVE_IDLE_SECS;
+    use sip_transport_testkit::ss::{Expected, check_stream_sockets};
+    let marked = Expected {
+        tos: 0x60,
+        keepalive_at_most: Some(Duration::from_secs(default_idle)),
+    };
+    let plain = Expected {
+        tos: 0,
+        keepalive_at_most: None,
+    };
+    check_stream_sockets(addr, marked, marked, plain);
+    server.terminate();
 }
 
 #[test]
