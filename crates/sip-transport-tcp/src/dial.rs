@@ -70,7 +70,8 @@ pub(crate) async fn connect(
 /// own write-stall timer only sees its outbox; on loopback the kernel's autotuned send buffer
 /// takes megabytes, so a peer that never reads could otherwise hold accepted messages (and the
 /// connection) until it closes. Set after connect: it must not shorten the connect timeout.
-pub(crate) fn bound_unacked(tcp: &TcpStream, write_timeout: Duration) {
+/// Public for the other transports on TCP (WebSocket), which have the same blind spot.
+pub fn bound_unacked(tcp: &TcpStream, write_timeout: Duration) {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
     if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(write_timeout)) {
         tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");

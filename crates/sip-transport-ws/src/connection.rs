@@ -285,10 +285,20 @@ impl Io {
     /// Notes why the connection failed, for the report of what it left unwritten.
     fn failed(&mut self, e: WsError) {
         if let WsError::Io(source) = e {
-            self.fatal.get_or_insert(Error::Io {
-                peer: self.peer,
-                source,
-            });
+            // `TimedOut` is the kernel giving up on bytes we wrote (`TCP_USER_TIMEOUT` = the
+            // write timeout, `sip_transport_tcp::bound_unacked`): our write stall, as on TCP.
+            let error = if source.kind() == std::io::ErrorKind::TimedOut {
+                Error::WriteTimeout {
+                    peer: self.peer,
+                    after: self.write_timeout,
+                }
+            } else {
+                Error::Io {
+                    peer: self.peer,
+                    source,
+                }
+            };
+            self.fatal.get_or_insert(error);
         }
     }
 
@@ -654,7 +664,7 @@ async fn on_read_error(io: &mut Io, e: WsError) -> (CloseReason, Option<Error>) 
             (CloseReason::PeerClosed, None)
         }
         WsError::Io(err) => {
-            let reason = CloseReason::Io(err.kind());
+            let reason = io_reason_of(err.kind());
             io.failed(WsError::Io(err));
             (reason, None)
         }
@@ -677,9 +687,19 @@ async fn on_read_error(io: &mut Io, e: WsError) -> (CloseReason, Option<Error>) 
 
 fn io_reason(e: &WsError) -> CloseReason {
     match e {
-        WsError::Io(err) => CloseReason::Io(err.kind()),
+        WsError::Io(err) => io_reason_of(err.kind()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => CloseReason::PeerClosed,
         _ => CloseReason::ProtocolError,
+    }
+}
+
+/// The close reason of a socket error: `TimedOut` is the kernel's write timeout (see
+/// [`Io::failed`]).
+fn io_reason_of(kind: std::io::ErrorKind) -> CloseReason {
+    if kind == std::io::ErrorKind::TimedOut {
+        CloseReason::WriteTimeout
+    } else {
+        CloseReason::Io(kind)
     }
 }
 

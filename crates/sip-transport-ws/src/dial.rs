@@ -145,6 +145,8 @@ async fn open(shared: &Shared, dest: &Destination, scheme: WsScheme) -> Result<O
         }
     };
     let _ = tcp.set_nodelay(true);
+    // As on accept: the kernel's send buffer is timed by the write timeout too.
+    sip_transport_tcp::bound_unacked(&tcp, limits.write_timeout);
     let local = tcp
         .local_addr()
         .map_err(|source| Error::Io { peer, source })?;
