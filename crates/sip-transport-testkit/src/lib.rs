@@ -374,6 +374,26 @@ pub fn proxy_v2_tcp4(src: SocketAddr, dst: SocketAddr, cmd: u8) -> Vec<u8> {
     b
 }
 
+/// Asserts that a dial to `peer` failed as `Limits::connect_timeout` says it must: a
+/// recoverable `Error::ConnectTimeout` naming `peer` and `limit`, after at least `limit` and
+/// well before several times it (`took`: how long the send took).
+pub fn assert_connect_timeout(
+    e: &sip_transport_api::Error,
+    peer: SocketAddr,
+    limit: Duration,
+    took: Duration,
+) {
+    match e {
+        sip_transport_api::Error::ConnectTimeout { peer: p, after } => {
+            assert_eq!(*p, peer);
+            assert_eq!(*after, limit);
+        }
+        other => panic!("expected ConnectTimeout, got {other:?}"),
+    }
+    assert!(e.is_recoverable());
+    assert!(took >= limit && took < limit * 8, "{took:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
