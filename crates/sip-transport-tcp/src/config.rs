@@ -15,8 +15,8 @@ use crate::socket_options::{StreamSocketOptions, TcpKeepaliveConfig};
 
 /// Settings shared by the stream transports (TCP, and TLS around it). `Default` listens on
 /// `0.0.0.0:5060` (RFC 3261 §19.1.2) with [`Limits::default`], no client keepalive, a
-/// 10 s pong timeout for when keepalives are turned on, TCP keepalive on
-/// ([`TcpKeepaliveConfig::sip_default`]) and no DSCP mark.
+/// 10 s pong timeout for when keepalives are turned on, TCP keepalive on with the OS's
+/// timing and no DSCP mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamConfig {
@@ -55,9 +55,8 @@ pub struct StreamConfig {
     /// outbound, so that a peer that vanished (behind a NAT, powered off) is noticed even when
     /// it sends no RFC 5626 keepalives. Not the same as
     /// [`keepalive_interval`](Self::keepalive_interval), the SIP-level CRLFCRLF pings on flows
-    /// we dialed: see [`TcpKeepaliveConfig`]. Default: on, [`TcpKeepaliveConfig::sip_default`] (a
-    /// first probe after 60 s of silence; Kamailio's `tcp_keepalive=1` keeps the OS's 7200 s,
-    /// which never fires before the 300 s idle timeout); `None` switches it off.
+    /// we dialed: see [`TcpKeepaliveConfig`]. Default: on, with the OS's timing (as Kamailio's
+    /// `tcp_keepalive=1`); `None` switches it off.
     pub tcp_keepalive: Option<TcpKeepaliveConfig>,
 }
 
@@ -79,7 +78,7 @@ impl Default for StreamConfig {
             nodelay: true,
             proxy_protocol: None,
             dscp: None,
-            tcp_keepalive: Some(TcpKeepaliveConfig::sip_default()),
+            tcp_keepalive: Some(TcpKeepaliveConfig::default()),
         }
     }
 }

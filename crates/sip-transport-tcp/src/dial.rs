@@ -70,14 +70,26 @@ pub(crate) async fn connect(
 /// own write-stall timer only sees its outbox; on loopback the kernel's autotuned send buffer
 /// takes megabytes, so a peer that never reads could otherwise hold accepted messages (and the
 /// connection) until it closes. Set after connect: it must not shorten the connect timeout.
-/// Public for the other transports on TCP (WebSocket), which have the same blind spot.
-pub fn bound_unacked(tcp: &TcpStream, write_timeout: Duration) {
+///
+/// The same option decides when kernel TCP keepalive gives up (it overrides the probe count):
+/// with `keepalive`'s timing all set, the bound is raised to its
+/// [`detection_time`](crate::TcpKeepaliveConfig::detection_time) when that is longer, so
+/// that every probe is tried before an idle connection is reset. Public for the other
+/// transports on TCP (WebSocket), which have the same blind spot.
+pub fn bound_unacked(
+    tcp: &TcpStream,
+    write_timeout: Duration,
+    keepalive: Option<&crate::TcpKeepaliveConfig>,
+) {
+    let bound = keepalive
+        .and_then(crate::TcpKeepaliveConfig::detection_time)
+        .map_or(write_timeout, |d| d.max(write_timeout));
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(write_timeout)) {
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(bound)) {
         tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
     }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
-    let _ = (tcp, write_timeout);
+    let _ = (tcp, bound);
 }
 
 /// A copy of a dial error for each sender that waited on the same dial (`Error` is not
@@ -186,5 +198,44 @@ mod tests {
             .expect_err("nobody listens");
         assert!(matches!(e, Error::Connect { .. }), "{e:?}");
         assert!(e.is_recoverable());
+    }
+
+    /// `TCP_USER_TIMEOUT` on a real connection: the write timeout, raised to the keepalive's
+    /// detection time when all its timing is set (so Linux tries every probe), never lowered.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_kernel_write_bound_leaves_room_for_every_keepalive_probe() {
+        use crate::TcpKeepaliveConfig;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let tcp = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let secs = Duration::from_secs;
+        let nat = TcpKeepaliveConfig::new()
+            .with_idle(secs(60))
+            .with_interval(secs(15))
+            .with_retries(4);
+        let quick = TcpKeepaliveConfig::new()
+            .with_idle(secs(1))
+            .with_interval(secs(1))
+            .with_retries(2);
+        for (keepalive, want) in [
+            (None, secs(10)),
+            (Some(TcpKeepaliveConfig::new()), secs(10)),
+            (
+                Some(TcpKeepaliveConfig::new().with_idle(secs(60))),
+                secs(10),
+            ),
+            (Some(nat), secs(120)),
+            (Some(quick), secs(10)),
+        ] {
+            bound_unacked(&tcp, secs(10), keepalive.as_ref());
+            let got = socket2::SockRef::from(&tcp)
+                .tcp_user_timeout()
+                .expect("TCP_USER_TIMEOUT");
+            assert_eq!(got, Some(want), "{keepalive:?}");
+        }
     }
 }

@@ -20,7 +20,7 @@
 //!   message source.
 //! - Every socket (listener, accepted, dialed) gets [`StreamConfig::dscp`] (DSCP marking,
 //!   off by default) and [`StreamConfig::tcp_keepalive`] (kernel TCP keepalive, on by
-//!   default: [`TcpKeepaliveConfig::sip_default`]), through [`socket_options`].
+//!   default with the OS's timing), through [`socket_options`].
 //!
 //! ## Another stream protocol on the same machinery (how TLS plugs in)
 //!

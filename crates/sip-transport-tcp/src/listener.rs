@@ -115,7 +115,11 @@ fn serve<C: StreamConnector>(
         if let Err(e) = accepted.apply_accepted(socket2::SockRef::from(&tcp), ipv6) {
             tracing::debug!(error = %e, "DSCP or TCP keepalive not set on an accepted socket");
         }
-        crate::dial::bound_unacked(&tcp, shared.config.limits.write_timeout);
+        crate::dial::bound_unacked(
+            &tcp,
+            shared.config.limits.write_timeout,
+            shared.config.tcp_keepalive.as_ref(),
+        );
         let local = tcp.local_addr().map(canonical).unwrap_or(shared.local);
         let limits = &shared.config.limits;
         let Ok(permit) = Arc::clone(&shared.handshakes).try_acquire_owned() else {

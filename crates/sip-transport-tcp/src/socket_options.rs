@@ -31,10 +31,17 @@ use socket2::SockRef;
 /// by default): a silent connection is still closed then. For probes to matter before that,
 /// `idle` plus `interval × retries` must be below it.
 ///
+/// On Linux, `TCP_USER_TIMEOUT` (which the transports set to `Limits::write_timeout` to bound
+/// bytes the kernel holds for a peer that stopped reading) also decides keepalive failure,
+/// overriding `retries`: with it below `idle`, the first unanswered probe would reset the
+/// connection. So when `idle`, `interval` and `retries` are all set, the transports raise it
+/// to [`TcpKeepaliveConfig::detection_time`] and every probe is tried; a peer that stops
+/// reading is then cut after that time rather than the write timeout
+/// ([`bound_unacked`](crate::bound_unacked)).
+///
 /// Each `None` keeps the operating system's value (Linux: `net.ipv4.tcp_keepalive_time`
 /// 7200 s, `tcp_keepalive_intvl` 75 s, `tcp_keepalive_probes` 9), as Kamailio's
-/// `tcp_keepalive=1` does; the stream configs default to
-/// [`TcpKeepaliveConfig::sip_default`] instead. Durations are whole seconds (fractions are dropped); `bind`
+/// `tcp_keepalive=1` does. Durations are whole seconds (fractions are dropped); `bind`
 /// refuses an idle or interval below 1 s or above 32,767 s and retries outside 1..=127
 /// (Linux's bounds). On systems without the per-socket knobs only `SO_KEEPALIVE` is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,23 +63,9 @@ const MAX_KEEPALIVE_SECS: u64 = 32_767;
 const MAX_KEEPALIVE_RETRIES: u32 = 127;
 
 impl TcpKeepaliveConfig {
-    /// Keepalive on, with the operating system's timing.
+    /// Keepalive on, with the operating system's timing (the default of the stream configs).
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// The stream configs' default: the first probe after 60 s of silence, then one every
-    /// 15 s, the connection reset after 4 unanswered. A peer that vanished is found about two
-    /// minutes after it fell silent, before `Limits::idle_timeout` (300 s) would close the
-    /// connection anyway, and NAT bindings on the path are refreshed every minute (PJSIP
-    /// sends its CRLF keepalive every 90 s). Linux's own timing (a first probe after 7200 s)
-    /// would never fire before the idle timeout.
-    pub fn sip_default() -> Self {
-        TcpKeepaliveConfig {
-            idle: Some(Duration::from_secs(60)),
-            interval: Some(Duration::from_secs(15)),
-            retries: Some(4),
-        }
     }
 
     /// Sets [`TcpKeepaliveConfig::idle`].
@@ -91,6 +84,13 @@ impl TcpKeepaliveConfig {
     pub fn with_retries(mut self, retries: u32) -> Self {
         self.retries = Some(retries);
         self
+    }
+
+    /// How long an idle connection whose peer vanished takes to be reset: idle + interval ×
+    /// retries, when all three are set (`None` when one is the OS's).
+    pub fn detection_time(&self) -> Option<Duration> {
+        let probes = self.interval?.checked_mul(self.retries?)?;
+        self.idle?.checked_add(probes)
     }
 
     /// Checks the bounds the kernel would refuse with `EINVAL`; `bind` calls it.

@@ -423,7 +423,11 @@ async fn open_outbound<C: StreamConnector>(
         limits.connect_timeout,
     )
     .await?;
-    dial::bound_unacked(&tcp, limits.write_timeout);
+    dial::bound_unacked(
+        &tcp,
+        limits.write_timeout,
+        shared.config.tcp_keepalive.as_ref(),
+    );
     let local = tcp.local_addr().map_err(|source| Error::Io {
         peer: dest.addr,
         source,

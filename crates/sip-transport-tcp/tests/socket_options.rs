@@ -15,8 +15,14 @@ use sip_transport_api::{Destination, Dscp, Error, Transport};
 use sip_transport_tcp::{TcpConfig, TcpKeepaliveConfig, TcpTransport};
 use sip_transport_testkit::ss::{Expected, check_stream_sockets};
 
-/// `TcpKeepaliveConfig::sip_default`'s idle time: the default configs' first probe.
-const DEFAULT_KEEPALIVE_IDLE_SECS: u64 = 60;
+/// The OS's keepalive idle time, which the default configs keep (7200 s on Linux unless
+/// `net.ipv4.tcp_keepalive_time` says otherwise).
+fn os_keepalive_idle_secs() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(7200)
+}
 
 fn keepalive(idle_secs: u64) -> Option<TcpKeepaliveConfig> {
     Some(
@@ -88,13 +94,13 @@ async fn dual_stack_listener_marks_ipv4_peers() {
         tos,
         keepalive_at_most: secs.map(Duration::from_secs),
     };
-    // The client keeps the default keepalive: on, first probe after 60 s.
-    let default_idle = DEFAULT_KEEPALIVE_IDLE_SECS;
+    // The client keeps the default keepalive: on, with the OS's timing.
+    let os_idle = os_keepalive_idle_secs();
     check_stream_sockets(
         srv.local_addr(),
         at(0x60, None),
         at(0x60, Some(40)),
-        at(0xb8, Some(default_idle)),
+        at(0xb8, Some(os_idle)),
     );
     srv.close().await;
     cli.close().await;
@@ -108,10 +114,10 @@ async fn defaults_mark_nothing_and_keepalive_can_be_switched_off() {
         TcpConfig::client().with_tcp_keepalive(None),
     )
     .await;
-    let default_idle = Duration::from_secs(DEFAULT_KEEPALIVE_IDLE_SECS);
+    let os_idle = Duration::from_secs(os_keepalive_idle_secs());
     let server = Expected {
         tos: 0,
-        keepalive_at_most: Some(default_idle),
+        keepalive_at_most: Some(os_idle),
     };
     let off = Expected {
         tos: 0,

@@ -225,7 +225,7 @@ impl TlsConfig {
     }
 
     /// Sets kernel TCP keepalive on every connection ([`StreamConfig::tcp_keepalive`]; default
-    /// [`TcpKeepaliveConfig::sip_default`], `None` switches it off). Not the RFC 5626 pings of
+    /// on with the OS's timing, `None` switches it off). Not the RFC 5626 pings of
     /// [`with_keepalive_interval`](Self::with_keepalive_interval).
     pub fn with_tcp_keepalive(mut self, keepalive: Option<TcpKeepaliveConfig>) -> Self {
         self.stream = self.stream.with_tcp_keepalive(keepalive);

@@ -104,7 +104,11 @@ async fn accept_one(
     let _ = tcp.set_nodelay(true);
     // Bytes the kernel holds for a peer that stopped reading are timed by the write timeout
     // too, as on TCP: the connection's own stall timer sees only its queue.
-    sip_transport_tcp::bound_unacked(&tcp, shared.limits.write_timeout);
+    sip_transport_tcp::bound_unacked(
+        &tcp,
+        shared.limits.write_timeout,
+        shared.socket_options.tcp_keepalive.as_ref(),
+    );
     let ipv6 = local.is_ipv6();
     if let Err(e) = (shared.socket_options).apply_accepted(socket2::SockRef::from(&tcp), ipv6) {
         debug!(error = %e, "DSCP or TCP keepalive not set on an accepted socket");

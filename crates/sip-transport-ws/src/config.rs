@@ -103,8 +103,8 @@ pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// `Default` listens for plain `ws` on `127.0.0.1` with an ephemeral port, requires the `sip`
 /// subprotocol, accepts any request path and origin, verifies `wss` servers against the
-/// webpki root store, turns kernel TCP keepalive on ([`TcpKeepaliveConfig::sip_default`]) and sets
-/// no DSCP mark.
+/// webpki root store, turns kernel TCP keepalive on with the OS's timing and sets no DSCP
+/// mark.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WsConfig {
@@ -162,7 +162,7 @@ pub struct WsConfig {
     /// Kernel TCP keepalive (`SO_KEEPALIVE` and its timing) on every connection, inbound and
     /// outbound, so that a peer that vanished is noticed even when it sends nothing. Not the
     /// WebSocket pings of [`keepalive_interval`](Self::keepalive_interval): see
-    /// [`TcpKeepaliveConfig`]. Default: on, [`TcpKeepaliveConfig::sip_default`]; `None` switches it off. As
+    /// [`TcpKeepaliveConfig`]. Default: on, with the OS's timing; `None` switches it off. As
     /// [`StreamConfig::tcp_keepalive`](sip_transport_tcp::StreamConfig::tcp_keepalive) on TCP
     /// and TLS.
     pub tcp_keepalive: Option<TcpKeepaliveConfig>,
@@ -186,7 +186,7 @@ impl Default for WsConfig {
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             client_origin: None,
             dscp: None,
-            tcp_keepalive: Some(TcpKeepaliveConfig::sip_default()),
+            tcp_keepalive: Some(TcpKeepaliveConfig::default()),
         }
     }
 }
@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(c.pong_timeout, Duration::from_secs(10));
         assert!(c.proxy_protocol.is_none());
         assert_eq!(c.dscp, None);
-        assert_eq!(c.tcp_keepalive, Some(TcpKeepaliveConfig::sip_default()));
+        assert_eq!(c.tcp_keepalive, Some(TcpKeepaliveConfig::default()));
         let m = WsConfig::default()
             .with_dscp(Some(Dscp::CS3))
             .with_tcp_keepalive(None);

@@ -146,7 +146,11 @@ async fn open(shared: &Shared, dest: &Destination, scheme: WsScheme) -> Result<O
     };
     let _ = tcp.set_nodelay(true);
     // As on accept: the kernel's send buffer is timed by the write timeout too.
-    sip_transport_tcp::bound_unacked(&tcp, limits.write_timeout);
+    sip_transport_tcp::bound_unacked(
+        &tcp,
+        limits.write_timeout,
+        shared.socket_options.tcp_keepalive.as_ref(),
+    );
     let local = tcp
         .local_addr()
         .map_err(|source| Error::Io { peer, source })?;

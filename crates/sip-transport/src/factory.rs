@@ -117,13 +117,13 @@ impl CreatedTransport {
 impl TransportFactory {
     /// A factory with default limits, binding the unspecified addresses, verifying TLS and
     /// WSS servers against the webpki roots, with no DSCP mark and kernel TCP keepalive on
-    /// (`TcpKeepaliveConfig::sip_default`), as each transport's own config defaults.
+    /// (the OS's timing), as each transport's own config defaults.
     pub fn new() -> Self {
         TransportFactory {
             limits: Limits::default(),
             dscp: None,
             #[cfg(any(feature = "tcp", feature = "ws"))]
-            tcp_keepalive: Some(TcpKeepaliveConfig::sip_default()),
+            tcp_keepalive: Some(TcpKeepaliveConfig::default()),
             bind_v4: Ipv4Addr::UNSPECIFIED,
             bind_v6: Ipv6Addr::UNSPECIFIED,
             #[cfg(feature = "tls")]
@@ -147,7 +147,7 @@ impl TransportFactory {
     }
 
     /// Kernel TCP keepalive on every TCP, TLS and WebSocket connection the factory's
-    /// transports open (default: on, `TcpKeepaliveConfig::sip_default`; `None`: off). Not the RFC 5626
+    /// transports open (default: on, with the OS's timing; `None`: off). Not the RFC 5626
     /// CRLF or WebSocket pings, which the TLS and WebSocket client settings carry.
     #[cfg(any(feature = "tcp", feature = "ws"))]
     pub fn with_tcp_keepalive(mut self, keepalive: Option<TcpKeepaliveConfig>) -> Self {

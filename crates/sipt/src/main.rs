@@ -139,8 +139,7 @@ pub(crate) struct ServeArgs {
     /// Mark every packet of every listener and connection with this DSCP (IP_TOS, and
     /// IPV6_TCLASS on IPv6), like Kamailio's `tos`: 0-63 or a name, e.g. cs3 (24, the usual
     /// class for SIP signalling), cs5 (40), ef (46), af41 (34). Default: no mark. TCP, TLS,
-    /// WS and WSS connections always have kernel TCP keepalive on (first probe after 60 s of
-    /// silence).
+    /// WS and WSS connections always have kernel TCP keepalive on, with the OS's timing.
     #[arg(long, value_name = "DSCP")]
     pub(crate) dscp: Option<sip_transport::Dscp>,
 }
