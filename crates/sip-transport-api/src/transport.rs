@@ -14,7 +14,11 @@ use crate::{Error, FlowId, Message, PeerIdentity, Result, TransportKind, Transpo
 
 /// Where to send: an address, plus the name the target is known by (for TLS server name
 /// verification and SNI, and the WebSocket `Host`) and, for WebSocket, the resource path.
+///
+/// Build it with [`Destination::new`] (or `From<SocketAddr>`) and the `with_*` setters: it is
+/// `#[non_exhaustive]`, so settings can be added without breaking callers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Destination {
     /// The socket address to connect or send to.
     pub addr: SocketAddr,

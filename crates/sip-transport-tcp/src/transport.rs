@@ -267,10 +267,8 @@ impl<C: StreamConnector> StreamTransport<C> {
                 Route::Wait(rx, ours) => (rx, ours),
                 Route::Dial(slot, tx) => {
                     let rx = tx.subscribe();
-                    let dest = Destination {
-                        addr,
-                        ..dest.clone()
-                    };
+                    let mut dest = dest.clone();
+                    dest.addr = addr;
                     let span = tracing::info_span!(
                         "sip_conn", kind = %self.shared.kind, peer = %addr, dir = "out",
                         flow = tracing::field::Empty,
