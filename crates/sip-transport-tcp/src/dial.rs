@@ -12,9 +12,10 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::StreamSocketOptions;
 
-/// Binds and listens on `addr` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT) and
-/// `options` (which accepted sockets inherit, and which mark the SYN-ACKs).
-pub(crate) fn listen(
+/// Binds and listens on `addr` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT),
+/// `backlog` and `options` (which accepted sockets inherit, and which mark the SYN-ACKs).
+/// Public for the other transports on TCP (WebSocket), so every listener is made alike.
+pub fn listen(
     addr: SocketAddr,
     backlog: u32,
     options: &StreamSocketOptions,

@@ -63,7 +63,7 @@ mod transport;
 
 pub use config::{StreamConfig, StreamTransportConfig, TcpConfig};
 pub use connector::StreamConnector;
-pub use dial::bound_unacked;
+pub use dial::{bound_unacked, listen};
 pub use driver::deadline_after;
 pub use proxy::{IpPrefix, ProxyProtocolConfig};
 pub use socket_options::{StreamSocketOptions, TcpKeepaliveConfig};

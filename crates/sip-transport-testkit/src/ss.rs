@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct TcpSocketInfo {
     /// `LISTEN`, `ESTAB`, ...
     pub state: String,
+    /// The `Send-Q` column: for a listener, its backlog.
+    pub send_q: u32,
     /// Local port.
     pub local_port: u16,
     /// Remote port (0 for a listener).
@@ -84,6 +86,7 @@ fn parse_record(record: &str) -> Option<TcpSocketInfo> {
         .map(|rest| parse_ss_time(rest.split(',').next().unwrap_or("")));
     Some(TcpSocketInfo {
         state: fields.first()?.to_string(),
+        send_q: fields.get(2)?.parse().ok()?,
         local_port: port(fields.get(3)?)?,
         peer_port: port(fields.get(4)?).unwrap_or(0),
         tos: hex("tos:"),

@@ -112,6 +112,9 @@ pub struct WsConfig {
     pub bind: SocketAddr,
     /// Whether to listen at all. `false` makes a client-only transport. Default `true`.
     pub listen: bool,
+    /// Listen backlog: connections the kernel completes before we accept them (capped by
+    /// `net.core.somaxconn`). Default 1024, as on TCP.
+    pub backlog: u32,
     /// Size, connection, time and queue limits. `max_message_size` is also the largest
     /// WebSocket frame and message accepted.
     pub limits: Limits,
@@ -173,6 +176,7 @@ impl Default for WsConfig {
         WsConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             listen: true,
+            backlog: 1024,
             limits: Limits::default(),
             server_tls: None,
             client_tls: ClientTls::default(),
@@ -219,6 +223,12 @@ impl WsConfig {
     /// Sets [`WsConfig::listen`].
     pub fn with_listen(mut self, listen: bool) -> Self {
         self.listen = listen;
+        self
+    }
+
+    /// Sets [`WsConfig::backlog`].
+    pub fn with_backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
         self
     }
 

@@ -74,14 +74,13 @@ impl WsTransport {
             }
         })?;
         let listener = if config.listen {
-            let std = std::net::TcpListener::bind(config.bind).map_err(bind_err)?;
-            // Accepted sockets inherit these from the listener (Linux), and SYN-ACKs carry
-            // the mark.
-            socket_options
-                .apply(socket2::SockRef::from(&std), config.bind.is_ipv6())
-                .map_err(bind_err)?;
-            std.set_nonblocking(true).map_err(bind_err)?;
-            Some(tokio::net::TcpListener::from_std(std).map_err(bind_err)?)
+            // SO_REUSEADDR, the backlog and the socket options, as the TCP listener has them
+            // (accepted sockets inherit the options on Linux, and SYN-ACKs carry the mark).
+            Some(sip_transport_tcp::listen(
+                config.bind,
+                config.backlog,
+                &socket_options,
+            )?)
         } else {
             None
         };

@@ -105,3 +105,25 @@ async fn keepalive_timing_out_of_bounds_is_a_config_error() {
     let e = WsTransport::bind(config).expect_err("refused");
     assert!(matches!(e, Error::InvalidConfig { .. }), "{e:?}");
 }
+
+/// The listener's backlog is `WsConfig::backlog` (1024 by default, as on TCP), as the kernel
+/// shows it (`ss`'s Send-Q of a listening socket); it used to be std's fixed 128.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listen_backlog_is_the_configured_one() {
+    for (config, want) in [
+        (WsConfig::default(), 1024),
+        (WsConfig::default().with_backlog(7), 7),
+    ] {
+        let (server, _events) = bind(config);
+        let port = server.local_addr().port();
+        let Some(sockets) = sip_transport_testkit::ss::tcp_sockets_on_port(port) else {
+            return;
+        };
+        let listener = sockets
+            .iter()
+            .find(|s| s.state == "LISTEN" && s.local_port == port)
+            .unwrap_or_else(|| panic!("no listener on {port}: {sockets:?}"));
+        assert_eq!(listener.send_q, want);
+        server.close().await;
+    }
+}
