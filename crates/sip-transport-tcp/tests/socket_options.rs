@@ -15,15 +15,6 @@ use sip_transport_api::{Destination, Dscp, Error, Transport};
 use sip_transport_tcp::{TcpConfig, TcpKeepaliveConfig, TcpTransport};
 use sip_transport_testkit::ss::{Expected, check_stream_sockets};
 
-/// The OS's keepalive idle time, which the default configs keep (7200 s on Linux unless
-/// `net.ipv4.tcp_keepalive_time` says otherwise).
-fn os_keepalive_idle_secs() -> u64 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(7200)
-}
-
 fn keepalive(idle_secs: u64) -> Option<TcpKeepaliveConfig> {
     Some(
         TcpKeepaliveConfig::new()
@@ -95,7 +86,7 @@ async fn dual_stack_listener_marks_ipv4_peers() {
         keepalive_at_most: secs.map(Duration::from_secs),
     };
     // The client keeps the default keepalive: on, with the OS's timing.
-    let os_idle = os_keepalive_idle_secs();
+    let os_idle = sip_transport_testkit::ss::os_keepalive_idle_secs();
     check_stream_sockets(
         srv.local_addr(),
         at(0x60, None),
@@ -114,7 +105,7 @@ async fn defaults_mark_nothing_and_keepalive_can_be_switched_off() {
         TcpConfig::client().with_tcp_keepalive(None),
     )
     .await;
-    let os_idle = Duration::from_secs(os_keepalive_idle_secs());
+    let os_idle = Duration::from_secs(sip_transport_testkit::ss::os_keepalive_idle_secs());
     let server = Expected {
         tos: 0,
         keepalive_at_most: Some(os_idle),

@@ -56,6 +56,15 @@ pub fn tcp_sockets_on_port(port: u16) -> Option<Vec<TcpSocketInfo>> {
     Some(records.iter().filter_map(|r| parse_record(r)).collect())
 }
 
+/// The OS's keepalive idle time, which the transports' default configs keep (7200 s on Linux
+/// unless `net.ipv4.tcp_keepalive_time` says otherwise).
+pub fn os_keepalive_idle_secs() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(7200)
+}
+
 /// `ss`'s own text for `port`, for failure messages.
 fn raw(port: u16) -> String {
     let filter = format!("( sport = :{port} or dport = :{port} )");

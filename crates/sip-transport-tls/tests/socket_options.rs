@@ -15,15 +15,6 @@ use sip_transport_tcp::TcpKeepaliveConfig;
 use sip_transport_testkit::certs::TestPki;
 use sip_transport_testkit::ss::{Expected, check_stream_sockets};
 
-/// The OS's keepalive idle time, which the default configs keep (7200 s on Linux unless
-/// `net.ipv4.tcp_keepalive_time` says otherwise).
-fn os_keepalive_idle_secs() -> u64 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(7200)
-}
-
 fn keepalive(idle_secs: u64) -> Option<TcpKeepaliveConfig> {
     Some(TcpKeepaliveConfig::new().with_idle(Duration::from_secs(idle_secs)))
 }
@@ -69,7 +60,7 @@ async fn defaults_mark_nothing_and_keepalive_can_be_switched_off() {
         .expect("send over TLS");
     next_message(&mut srx).await;
     // The server keeps the default: keepalive on with the OS's timing.
-    let os_idle = os_keepalive_idle_secs();
+    let os_idle = sip_transport_testkit::ss::os_keepalive_idle_secs();
     let server = Expected {
         tos: 0,
         keepalive_at_most: Some(Duration::from_secs(os_idle)),

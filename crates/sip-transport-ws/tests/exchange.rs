@@ -294,16 +294,7 @@ async fn ws_over_ipv6_loopback() {
 async fn text_frames_for_utf8_binary_for_other_bodies() {
     let (server, mut events) = bind(WsConfig::default());
     let mut ws = raw_client(server.local_addr(), Some("sip")).await;
-    let flow = loop {
-        match tokio::time::timeout(WAIT, events.recv())
-            .await
-            .expect("event")
-        {
-            Some(TransportEvent::ConnectionOpened { flow, .. }) => break flow,
-            Some(_) => continue,
-            None => panic!("closed"),
-        }
-    };
+    let flow = opened_flow(&mut events).await;
     let with_body = |body: &[u8]| {
         let mut m = format!(
             "MESSAGE sip:ua@x.invalid SIP/2.0\r\nVia: SIP/2.0/WS h.invalid;branch=z9hG4bK-b\r\n\
@@ -342,16 +333,7 @@ async fn peer_that_stops_reading_fills_the_queue_then_times_out() {
     let (server, mut events) = bind(WsConfig::default().with_limits(limits));
     // Upgraded, then never read from again.
     let _stuck = raw_client(server.local_addr(), Some("sip")).await;
-    let flow = loop {
-        match tokio::time::timeout(WAIT, events.recv())
-            .await
-            .expect("event")
-        {
-            Some(TransportEvent::ConnectionOpened { flow, .. }) => break flow,
-            Some(_) => continue,
-            None => panic!("closed"),
-        }
-    };
+    let flow = opened_flow(&mut events).await;
     let big = sip_transport_testkit::request_with_body("MESSAGE", "WS", "h.invalid", 1, 60_000);
     let mut full = None;
     for _ in 0..5_000 {

@@ -19,16 +19,7 @@ async fn a_peer_that_never_reads_is_cut_at_the_write_timeout_with_bytes_in_the_k
     let (server, mut events) = bind(WsConfig::default().with_limits(limits));
     // Upgraded, then never read from again.
     let _stuck = raw_client(server.local_addr(), Some("sip")).await;
-    let flow = loop {
-        match tokio::time::timeout(WAIT, events.recv())
-            .await
-            .expect("event")
-        {
-            Some(TransportEvent::ConnectionOpened { flow, .. }) => break flow,
-            Some(_) => continue,
-            None => panic!("closed"),
-        }
-    };
+    let flow = opened_flow(&mut events).await;
     // Few enough to leave our queue at once (the kernel's buffers take them), so the
     // connection's own stall timer has nothing to time.
     let big = sip_transport_testkit::request_with_body("MESSAGE", "WS", "h.invalid", 1, 60_000);

@@ -15,15 +15,6 @@ use sip_transport_testkit::ss::{Expected, check_stream_sockets};
 use sip_transport_ws::{ClientTls, WsConfig, WsTransport};
 use support::*;
 
-/// The OS's keepalive idle time, which the default configs keep (7200 s on Linux unless
-/// `net.ipv4.tcp_keepalive_time` says otherwise).
-fn os_keepalive_idle_secs() -> u64 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(7200)
-}
-
 fn keepalive(idle_secs: u64) -> Option<TcpKeepaliveConfig> {
     Some(TcpKeepaliveConfig::new().with_idle(Duration::from_secs(idle_secs)))
 }
@@ -88,7 +79,7 @@ async fn defaults_mark_nothing_and_keepalive_can_be_switched_off() {
         WsConfig::default().with_tcp_keepalive(None),
     )
     .await;
-    let os_idle = os_keepalive_idle_secs();
+    let os_idle = sip_transport_testkit::ss::os_keepalive_idle_secs();
     let off = Expected {
         tos: 0,
         keepalive_at_most: None,

@@ -11,15 +11,6 @@ use sip_transport::{
 #[allow(unused_imports)]
 use support::{Responder, bounded, next_message};
 
-/// The OS's keepalive idle time, which the default configs keep (7200 s on Linux unless
-/// `net.ipv4.tcp_keepalive_time` says otherwise).
-fn os_keepalive_idle_secs() -> u64 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(7200)
-}
-
 /// Sends an OPTIONS from `client` to `dest` and waits for the 200 on the client's events.
 #[allow(dead_code)]
 async fn round_trip(client: &mut CreatedTransport, dest: &Destination, server: &mut Responder) {
@@ -167,7 +158,7 @@ async fn dscp_and_tcp_keepalive_reach_dialed_sockets() {
         .with_tcp_keepalive(Some(
             TcpKeepaliveConfig::new().with_idle(Duration::from_secs(30)),
         ));
-    let os_idle = os_keepalive_idle_secs();
+    let os_idle = sip_transport_testkit::ss::os_keepalive_idle_secs();
     let server_side = Expected {
         tos: 0,
         keepalive_at_most: Some(Duration::from_secs(os_idle)),

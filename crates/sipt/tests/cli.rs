@@ -12,15 +12,6 @@ use common::{SIPT, Server};
 use sip_transport_testkit::certs::TestPki;
 use sip_transport_testkit::{Kamailio, SippTransport, sipp_options_uac};
 
-/// The OS's keepalive idle time, which the default configs keep (7200 s on Linux unless
-/// `net.ipv4.tcp_keepalive_time` says otherwise).
-fn os_keepalive_idle_secs() -> u64 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(7200)
-}
-
 /// `sipt bench <uri> <extra> --duration 2 --connections 2 --json`: exits 0 with no failed or
 /// timed-out transaction; returns the JSON summary.
 fn bench_clean(uri: &str, extra: &[&str]) -> serde_json::Value {
@@ -129,7 +120,7 @@ fn serve_dscp_marks_listeners_and_connections() {
     let server = Server::start(&["tcp:127.0.0.1:0"], &["--quiet", "--dscp", "cs3"]);
     let addr = server.addr("tcp");
     let _client = std::net::TcpStream::connect(addr).expect("connect");
-    let os_idle = os_keepalive_idle_secs();
+    let os_idle = sip_transport_testkit::ss::os_keepalive_idle_secs();
     use sip_transport_testkit::ss::{Expected, check_stream_sockets};
     let marked = Expected {
         tos: 0x60,

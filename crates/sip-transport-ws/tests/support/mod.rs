@@ -92,6 +92,20 @@ pub fn respond(
 #[allow(unused_imports)]
 pub use sip_transport_testkit::events::next_message;
 
+/// The flow of the next `ConnectionOpened` event (others are skipped), within [`WAIT`].
+pub async fn opened_flow(events: &mut mpsc::Receiver<TransportEvent>) -> FlowId {
+    loop {
+        match tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("event")
+        {
+            Some(TransportEvent::ConnectionOpened { flow, .. }) => return flow,
+            Some(_) => continue,
+            None => panic!("closed"),
+        }
+    }
+}
+
 /// Waits for an event matching `pred` on an unbounded receiver.
 pub async fn wait_event<F>(
     events: &mut mpsc::UnboundedReceiver<TransportEvent>,
