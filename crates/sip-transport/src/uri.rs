@@ -85,8 +85,10 @@ impl FromStr for Host {
     }
 }
 
-/// The parts of a SIP or SIPS URI that RFC 3263 §4 uses to locate the server.
+/// The parts of a SIP or SIPS URI that RFC 3263 §4 uses to locate the server. Build it with
+/// [`TargetUri::parse`] or [`TargetUri::new`] and the `with_*` setters (`#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct TargetUri {
     /// True for a `sips:` URI: only secure transports may be used, all the way (RFC 3261
     /// §26.2.2; RFC 3263 §4.1 discards non-SIPS NAPTR services for it).
@@ -100,6 +102,9 @@ pub struct TargetUri {
     pub transport: Option<TransportKind>,
     /// The `maddr` parameter: when present it, not the host, is the TARGET (RFC 3263 §4).
     pub maddr: Option<Host>,
+    /// The `ttl` parameter (RFC 3261 §19.1.1, 0-255): the TTL of a request sent to a
+    /// multicast `maddr` (1 when absent, as the UDP transport defaults).
+    pub ttl: Option<u8>,
 }
 
 impl TargetUri {
@@ -111,6 +116,7 @@ impl TargetUri {
             port: None,
             transport: None,
             maddr: None,
+            ttl: None,
         }
     }
 
@@ -132,8 +138,14 @@ impl TargetUri {
         self
     }
 
+    /// Sets the ttl parameter.
+    pub fn with_ttl(mut self, ttl: u8) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
     /// Parses `sip:[user@]host[:port][;params][?headers]` or the same with `sips:`, reading
-    /// the `transport` and `maddr` parameters. A transport this crate does not implement
+    /// the `transport`, `maddr` and `ttl` parameters. A transport this crate does not implement
     /// (e.g. `sctp`) is an error rather than silently another transport, and so is
     /// `transport=udp` on a SIPS URI (a downgrade). Errors are [`Error::InvalidUri`].
     pub fn parse(uri: &str) -> Result<TargetUri> {
@@ -167,6 +179,15 @@ impl TargetUri {
                 })?);
             } else if name.trim().eq_ignore_ascii_case("maddr") {
                 target.maddr = Some(host_of(value)?);
+            } else if name.trim().eq_ignore_ascii_case("ttl") {
+                // RFC 3261 §25.1: ttl = 1*3(DIGIT) ; 0 to 255
+                let v = value.trim();
+                target.ttl = Some(
+                    v.parse::<u8>()
+                        .ok()
+                        .filter(|_| (1..=3).contains(&v.len()))
+                        .ok_or_else(|| format!("ttl parameter {v:?} is not 0 to 255"))?,
+                );
             }
         }
         // A SIPS URI with transport=udp can never be honoured: refuse it at parse time.
@@ -229,6 +250,9 @@ impl fmt::Display for TargetUri {
         }
         if let Some(m) = &self.maddr {
             write!(f, ";maddr={m}")?;
+        }
+        if let Some(t) = self.ttl {
+            write!(f, ";ttl={t}")?;
         }
         Ok(())
     }
@@ -394,6 +418,10 @@ mod tests {
             "sips:example.com;transport=udp",
             "sip:example.com;transport=sctp",
             "sip:a..b",
+            "sip:239.255.255.1;maddr=239.255.255.1;ttl=256",
+            "sip:239.255.255.1;ttl=-1",
+            "sip:239.255.255.1;ttl=",
+            "sip:239.255.255.1;ttl=0001",
         ] {
             assert!(
                 matches!(TargetUri::parse(s), Err(Error::InvalidUri { .. })),
@@ -426,11 +454,19 @@ mod tests {
     }
 
     #[test]
+    fn the_ttl_parameter_is_read() {
+        assert_eq!(parse("sip:h;maddr=239.1.1.1;TTL=0").ttl, Some(0));
+        assert_eq!(parse("sip:h;maddr=239.1.1.1;ttl=255").ttl, Some(255));
+        assert_eq!(parse("sip:h;maddr=239.1.1.1").ttl, None);
+    }
+
+    #[test]
     fn display_round_trips() {
         for s in [
             "sip:example.com",
             "sips:[::1]:5061;transport=tls",
             "sip:192.0.2.1:5080;transport=tcp;maddr=239.255.255.1",
+            "sip:192.0.2.1;transport=udp;maddr=239.255.255.1;ttl=16",
         ] {
             assert_eq!(parse(s).to_string(), s);
             assert_eq!(parse(&parse(s).to_string()), parse(s));

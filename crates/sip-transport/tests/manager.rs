@@ -642,6 +642,28 @@ async fn multicast_maddr_response_carries_the_via_ttl() {
             .await
             .expect("request to the group");
         assert_eq!(sent.destination.and_then(|d| d.multicast_ttl), Some(4));
+        // A request URI's maddr group and ttl (RFC 3261 §19.1.1): the TTL goes with it.
+        let uri = format!(
+            "sip:m@example.invalid:{};maddr={};ttl=6",
+            to.port(),
+            to.ip()
+        );
+        let by_uri = options_request("sip:m@example.invalid", "UDP", "127.0.0.1:5099", 4);
+        let sent = manager
+            .send_message(&by_uri, SendTo::uri(&uri).expect("uri"))
+            .await
+            .expect("request to the group by URI");
+        let dest = sent.destination.expect("destination");
+        assert_eq!((dest.addr, dest.multicast_ttl), (to, Some(6)));
+        if joined.is_ok() {
+            // The group has the earlier request queued too: find this one by its Call-ID.
+            let call_id = by_uri.call_id().expect("call-id").as_bytes().to_vec();
+            let heard = (0..2).any(|_| {
+                let len = member.recv(&mut buf).expect("the group hears the request");
+                buf[..len].windows(call_id.len()).any(|w| w == call_id)
+            });
+            assert!(heard, "the request by URI reached the group");
+        }
         manager.close().await;
     })
     .await;

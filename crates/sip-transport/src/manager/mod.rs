@@ -540,7 +540,14 @@ impl Inner {
             }
             let found = resolver.resolve_with(uri, &policy).await?;
             tracing::debug!(%uri, targets = found.len(), "RFC 3263 targets");
-            Ok(found.into_iter().map(Candidate::from).collect())
+            // A maddr name may resolve to a group: the URI's ttl goes with it.
+            Ok(found
+                .into_iter()
+                .map(|t| Candidate {
+                    multicast_ttl: uri.ttl,
+                    ..Candidate::from(t)
+                })
+                .collect())
         }
         #[cfg(not(feature = "dns"))]
         Err(Error::InvalidDestination {

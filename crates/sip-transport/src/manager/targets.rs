@@ -91,7 +91,7 @@ pub(crate) fn numeric(uri: &TargetUri, held: &[TransportKind]) -> Option<Result<
         server_name: uri.server_name().map(Arc::from),
         priority: 0,
         weight: 0,
-        multicast_ttl: None,
+        multicast_ttl: uri.ttl,
         resource: None,
         udp_size_rule_waived: false,
     }]))
