@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 enum Reply {
     /// NOERROR with these answer records (none: NODATA).
     Records(Vec<Record>),
+    /// NOERROR with answer records and additional-section records.
+    WithAdditional(Vec<Record>, Vec<Record>),
     /// An error response code (SERVFAIL, REFUSED, NOTIMP, ...).
     Fail(ResponseCode),
     /// No response at all: the client times out.
@@ -90,6 +92,10 @@ impl ScriptedDns {
                 match answer(name, rtype) {
                     Reply::Records(records) => {
                         response.add_answers(records);
+                    }
+                    Reply::WithAdditional(records, additionals) => {
+                        response.add_answers(records);
+                        response.add_additionals(additionals);
                     }
                     Reply::Fail(code) => {
                         response.set_response_code(code);
@@ -313,4 +319,40 @@ async fn large_srv_set_is_ordered_once_per_resolution() {
         let address_queries = asked.iter().filter(|q| q.starts_with("A ")).count();
         assert_eq!(address_queries, max, "seed {seed}: {asked:?}");
     }
+}
+
+/// RFC 3263 §4.2 with RFC 2782's additional data: an SRV answer carrying its target's A
+/// record, and a server that refuses the AAAA question for it (dnsmasq without a local zone
+/// does). The address already known is the target; the refused family is only missing, not a
+/// failure of the whole resolution (it was: every question of that round had failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_aaaa_keeps_the_a_record_the_srv_answer_carried() {
+    let dns = ScriptedDns::start(|name, rtype| match (rtype, name) {
+        (RecordType::NAPTR, _) => Reply::Fail(ResponseCode::Refused),
+        (RecordType::SRV, "_sip._udp.v4only.example.test") => Reply::WithAdditional(
+            vec![srv(name, 0, 0, 5070, "pbx.v4only.example.test")],
+            vec![a("pbx.v4only.example.test", [127, 0, 0, 62])],
+        ),
+        (RecordType::AAAA, _) => Reply::Fail(ResponseCode::Refused),
+        _ => Reply::Records(Vec::new()),
+    })
+    .await;
+    let r = resolver(&dns);
+    let t = resolve(&r, "sip:alice@v4only.example.test")
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}; asked {:?}", dns.asked()));
+    assert_eq!(
+        pairs(&t),
+        [(TransportKind::Udp, "127.0.0.62:5070".parse().expect("addr"))],
+        "asked {:?}",
+        dns.asked()
+    );
+    // Nothing was refused but the AAAA question (and NAPTR): the A came with the SRV answer.
+    assert!(
+        dns.asked()
+            .iter()
+            .any(|q| q == "AAAA pbx.v4only.example.test"),
+        "{:?}",
+        dns.asked()
+    );
 }

@@ -290,7 +290,17 @@ impl SipResolver {
                 && !naptr_round
                 && let Some((name, reason)) = failure
             {
-                return Err(Error::Dns { name, reason });
+                // Every question of the round failed: the server is not answering, so ask
+                // nothing more. What is already known may still be enough (a failed AAAA
+                // next to an A the SRV answer carried): use it rather than throw it away.
+                let last = {
+                    let mut rng = lock(&self.rng);
+                    select(&records, rng.as_mut())
+                };
+                return match last {
+                    Step::Done(Ok(targets)) if !targets.is_empty() => Ok(targets),
+                    _ => Err(Error::Dns { name, reason }),
+                };
             }
         }
         Err(Error::Dns {
