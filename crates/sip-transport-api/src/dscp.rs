@@ -70,10 +70,19 @@ impl Dscp {
     /// six bits; a TOS byte such as `0x60` is `value << 2`, see [`Dscp::from_tos`]).
     pub fn new(value: u8) -> Result<Dscp> {
         if value > Self::MAX {
+            // A multiple of 4 is likely a TOS byte (Kamailio's `tos=0x60`): say which DSCP.
+            let hint = if value % 4 == 0 {
+                format!(
+                    "; {value:#04x} looks like a TOS byte, which is DSCP {}",
+                    value >> 2
+                )
+            } else {
+                String::new()
+            };
             return Err(Error::InvalidConfig {
                 reason: format!(
                     "DSCP {value} is out of range: a DSCP is 6 bits, 0..=63 (24 = CS3, 46 = EF); \
-                     a TOS byte is the DSCP shifted left by 2"
+                     a TOS byte is the DSCP shifted left by 2{hint}"
                 ),
             });
         }
@@ -162,6 +171,20 @@ mod tests {
         }
         assert!(Dscp::try_from(64u8).is_err());
         assert_eq!(Dscp::try_from(46u8).ok(), Some(Dscp::EF));
+    }
+
+    #[test]
+    fn a_tos_byte_given_as_a_dscp_is_named() {
+        let reason = |v: u8| match Dscp::new(v) {
+            Err(Error::InvalidConfig { reason }) => reason,
+            other => panic!("{v}: {other:?}"),
+        };
+        assert!(
+            reason(0x60).contains("0x60 looks like a TOS byte, which is DSCP 24"),
+            "{}",
+            reason(0x60)
+        );
+        assert!(!reason(65).contains("looks like"), "{}", reason(65));
     }
 
     #[test]

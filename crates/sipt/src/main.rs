@@ -83,7 +83,8 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: Vec<ListenSpec>,
     /// PEM certificate chain for tls/wss listeners (default: a self-signed one for localhost).
     /// Repeatable, each with its --key in the same order: the first is the default, the others
-    /// are chosen by the name a client asks for (SNI), for a server of several domains.
+    /// are chosen by the name a client asks for (SNI), for a server of several domains, by
+    /// the names in their subjectAltName (sip: URI or DNS; not the CN).
     #[arg(long, value_name = "PEM", requires = "key")]
     pub(crate) cert: Vec<std::path::PathBuf>,
     /// PEM private key for the --cert at the same position.
@@ -114,7 +115,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_connections: u64,
-    /// Most connections one client address may hold on each listener (behind
+    /// Most connections one client IP address may hold on each listener (behind
     /// --proxy-protocol, the address the PROXY header carries).
     #[arg(long, value_name = "N", default_value_t = 1_024,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -131,15 +132,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) header_read_timeout: u64,
-    /// Largest message accepted, in bytes (body included; also the body limit). Larger
-    /// datagrams are dropped and counted; a larger message on a connection closes it.
+    /// Largest message accepted, in bytes, 1024 to 16777216 (body included; also the body
+    /// limit). Larger datagrams are dropped and counted as malformed; a larger message on a
+    /// connection closes it.
     #[arg(long, value_name = "BYTES", default_value_t = 65_535,
           value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub(crate) max_message_size: u64,
     /// Mark every packet of every listener and connection with this DSCP (IP_TOS, and
-    /// IPV6_TCLASS on IPv6), like Kamailio's `tos`: 0-63 or a name, e.g. cs3 (24, the usual
-    /// class for SIP signalling), cs5 (40), ef (46), af41 (34). Default: no mark. TCP, TLS,
-    /// WS and WSS connections always have kernel TCP keepalive on, with the OS's timing.
+    /// IPV6_TCLASS on IPv6), as Kamailio's `tos` does: 0-63 (decimal or 0x hex) or a name,
+    /// e.g. cs3 (24, the usual class for SIP signalling), cs5 (40), ef (46), af41 (34). A DSCP,
+    /// not Kamailio's TOS byte: tos=0x60 is --dscp cs3. Default: no mark. TCP, TLS, WS and WSS
+    /// connections always have kernel TCP keepalive on, with the OS's timing.
     #[arg(long, value_name = "DSCP")]
     pub(crate) dscp: Option<sip_transport::Dscp>,
 }
