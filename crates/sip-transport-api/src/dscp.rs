@@ -71,7 +71,7 @@ impl Dscp {
     pub fn new(value: u8) -> Result<Dscp> {
         if value > Self::MAX {
             // A multiple of 4 is likely a TOS byte (Kamailio's `tos=0x60`): say which DSCP.
-            let hint = if value % 4 == 0 {
+            let hint = if value.is_multiple_of(4) {
                 format!(
                     "; {value:#04x} looks like a TOS byte, which is DSCP {}",
                     value >> 2
