@@ -88,10 +88,19 @@ impl TlsConfig {
             .iter()
             .enumerate()
             .map(|(i, source)| {
-                certified(load_pair(source)?, &format!("SNI certificate {i} and key"))
+                certified(
+                    load_pair(source)?,
+                    &format!("SNI certificate {i} (0-based, in the order added) and its key"),
+                )
             })
             .collect::<Result<Vec<_>>>()?;
-        let resolver = SniResolver::new(default, named);
+        let resolver = SniResolver::new(default, named).map_err(|i| {
+            invalid(
+                &format!("SNI certificate {i} (0-based, in the order added)"),
+                "its subjectAltName has no DNS name or sip: URI, so no client name could \
+                 choose it (the CN does not count)",
+            )
+        })?;
         Ok(Some(Arc::new(
             builder.with_cert_resolver(Arc::new(resolver)),
         )))

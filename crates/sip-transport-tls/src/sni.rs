@@ -49,23 +49,34 @@ fn normalise(name: &str) -> String {
 
 impl SniResolver {
     /// A resolver answering with `default` unless one of `named` fits the client's name.
-    pub(crate) fn new(default: Arc<CertifiedKey>, named: Vec<Arc<CertifiedKey>>) -> Self {
+    /// Fails with the position (0-based) of a certificate that has no name to be chosen by
+    /// (no `sip:` URI or dNSName in its subjectAltName: the CN does not count).
+    pub(crate) fn new(
+        default: Arc<CertifiedKey>,
+        named: Vec<Arc<CertifiedKey>>,
+    ) -> Result<Self, usize> {
         let named = named
             .into_iter()
-            .map(|key| {
+            .enumerate()
+            .map(|(i, key)| {
                 let sans = key
                     .end_entity_cert()
                     .map(|c| leaf_alt_names(c.as_ref()))
                     .unwrap_or_default();
                 let names = sans.alt_names();
-                Named {
+                let named = Named {
                     sip: names.domain_identities().map(normalise).collect(),
                     dns: names.dns.iter().map(|d| normalise(d)).collect(),
                     key,
+                };
+                if named.sip.is_empty() && named.dns.is_empty() {
+                    Err(i)
+                } else {
+                    Ok(named)
                 }
             })
-            .collect();
-        SniResolver { default, named }
+            .collect::<Result<Vec<_>, usize>>()?;
+        Ok(SniResolver { default, named })
     }
 
     /// The certificate for a client that asked for `name` (`None`: no name).
@@ -128,7 +139,8 @@ mod tests {
                 key(&pki.wrong_name_server),
                 key(&pki.sip_uri_server),
             ],
-        );
+        )
+        .expect("every certificate has names");
         let chosen = |name: Option<&str>| leaf(resolver.choose(name)).to_vec();
         assert_eq!(chosen(None), pki.server.cert_der);
         assert_eq!(chosen(Some("unknown.test")), pki.server.cert_der);
@@ -158,11 +170,24 @@ mod tests {
         let resolver = SniResolver::new(
             key(&pki.server),
             vec![key(&pki.wildcard_server), key(&exact_cert)],
-        );
+        )
+        .expect("every certificate has names");
         assert_eq!(leaf(resolver.choose(Some(&exact))), exact_cert.cert_der);
         assert_eq!(
             leaf(resolver.choose(Some(&format!("b.{parent}")))),
             pki.wildcard_server.cert_der.as_slice()
         );
+    }
+
+    #[test]
+    fn a_certificate_without_names_is_refused_by_position() {
+        let pki = TestPki::generate();
+        let nameless = pki.issue_server_certificate("nameless", &[]);
+        let e = SniResolver::new(
+            key(&pki.server),
+            vec![key(&pki.wrong_name_server), key(&nameless)],
+        )
+        .expect_err("the CN is no name to choose by");
+        assert_eq!(e, 1);
     }
 }
