@@ -739,18 +739,7 @@ async fn close_with_a_close_grace_of_never() {
 async fn extreme_limits_do_not_panic() {
     assert_eq!(Limits::MAX_CAPACITY, tokio::sync::Semaphore::MAX_PERMITS);
     for count in [0, usize::MAX] {
-        let extreme = Limits::default()
-            .with_max_concurrent_handshakes(count)
-            .with_write_queue_depth(count)
-            .with_event_queue_depth(count)
-            .with_max_connections(usize::MAX)
-            .with_max_connections_per_ip(usize::MAX)
-            .with_idle_timeout(Duration::MAX)
-            .with_handshake_timeout(Duration::MAX)
-            .with_header_read_timeout(Duration::MAX)
-            .with_connect_timeout(Duration::MAX)
-            .with_write_timeout(Duration::MAX)
-            .with_close_grace(Duration::MAX);
+        let extreme = sip_transport_testkit::extreme_limits(count);
         let (srv, srv_rx) = server(extreme.clone()).await;
         let _fwd = spawn_uas(srv.clone(), srv_rx);
         let (cli, cli_rx) = server(extreme).await;

@@ -52,11 +52,12 @@ async fn dscp_and_keepalive_on_listener_accepted_and_dialed_sockets() {
         .with_dscp(Some(Dscp::EF))
         .with_tcp_keepalive(keepalive(50));
     let (srv, cli) = connect(loopback(), server, client).await;
-    let at = |tos: u8, secs| Expected {
-        tos,
-        keepalive_at_most: Some(Duration::from_secs(secs)),
-    };
-    check_stream_sockets(srv.local_addr(), at(0x60, 40), at(0x60, 40), at(0xb8, 50));
+    check_stream_sockets(
+        srv.local_addr(),
+        Expected::keepalive(0x60, 40),
+        Expected::keepalive(0x60, 40),
+        Expected::keepalive(0xb8, 50),
+    );
     srv.close().await;
     cli.close().await;
 }
@@ -81,17 +82,13 @@ async fn dual_stack_listener_marks_ipv4_peers() {
         TcpConfig::client().with_dscp(Some(Dscp::EF)),
     )
     .await;
-    let at = |tos: u8, secs: Option<u64>| Expected {
-        tos,
-        keepalive_at_most: secs.map(Duration::from_secs),
-    };
     // The client keeps the default keepalive: on, with the OS's timing.
     let os_idle = sip_transport_testkit::ss::os_keepalive_idle_secs();
     check_stream_sockets(
         srv.local_addr(),
-        at(0x60, None),
-        at(0x60, Some(40)),
-        at(0xb8, Some(os_idle)),
+        Expected::no_keepalive(0x60),
+        Expected::keepalive(0x60, 40),
+        Expected::keepalive(0xb8, os_idle),
     );
     srv.close().await;
     cli.close().await;

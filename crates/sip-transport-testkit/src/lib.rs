@@ -394,6 +394,24 @@ pub fn assert_connect_timeout(
     assert!(took >= limit && took < limit * 8, "{took:?}");
 }
 
+/// `Limits` at their extremes, for "no knob value panics" tests: queue depths and the
+/// handshake cap `count` (0 and `usize::MAX` are the interesting ones), connection limits
+/// unbounded, every timeout and the close grace `Duration::MAX`.
+pub fn extreme_limits(count: usize) -> sip_transport_api::Limits {
+    sip_transport_api::Limits::default()
+        .with_max_concurrent_handshakes(count)
+        .with_write_queue_depth(count)
+        .with_event_queue_depth(count)
+        .with_max_connections(usize::MAX)
+        .with_max_connections_per_ip(usize::MAX)
+        .with_idle_timeout(Duration::MAX)
+        .with_handshake_timeout(Duration::MAX)
+        .with_header_read_timeout(Duration::MAX)
+        .with_connect_timeout(Duration::MAX)
+        .with_write_timeout(Duration::MAX)
+        .with_close_grace(Duration::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

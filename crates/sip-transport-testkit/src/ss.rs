@@ -146,6 +146,24 @@ pub struct Expected {
     pub keepalive_at_most: Option<Duration>,
 }
 
+impl Expected {
+    /// Marked with `tos`, its keepalive timer running with at most `secs` left.
+    pub fn keepalive(tos: u8, secs: u64) -> Expected {
+        Expected {
+            tos,
+            keepalive_at_most: Some(Duration::from_secs(secs)),
+        }
+    }
+
+    /// Marked with `tos`, no keepalive timer running.
+    pub fn no_keepalive(tos: u8) -> Expected {
+        Expected {
+            tos,
+            keepalive_at_most: None,
+        }
+    }
+}
+
 /// Checks, through `ss`, the listener on `server` and the two ends of the connection between
 /// a client transport and that listener: the accepted socket (local port = the listener's)
 /// and the dialed one (remote port = the listener's). IPv4 sockets are checked through

@@ -39,11 +39,12 @@ async fn dscp_and_keepalive_on_listener_accepted_and_dialed_sockets() {
         .await
         .expect("send over TLS");
     next_message(&mut srx).await;
-    let at = |tos: u8, secs| Expected {
-        tos,
-        keepalive_at_most: Some(Duration::from_secs(secs)),
-    };
-    check_stream_sockets(srv.local_addr(), at(0x60, 40), at(0x60, 40), at(0xb8, 50));
+    check_stream_sockets(
+        srv.local_addr(),
+        Expected::keepalive(0x60, 40),
+        Expected::keepalive(0x60, 40),
+        Expected::keepalive(0xb8, 50),
+    );
 
     srv.close().await;
     cli.close().await;

@@ -421,19 +421,8 @@ async fn dual_stack_listener_reports_ipv4_clients_as_ipv4() {
 #[tokio::test]
 async fn extreme_limits_do_not_panic() {
     for count in [0, usize::MAX] {
-        let extreme = sip_transport_api::Limits::default()
-            .with_max_concurrent_handshakes(count)
-            .with_write_queue_depth(count)
-            .with_event_queue_depth(count)
-            .with_max_connections(usize::MAX)
-            .with_max_connections_per_ip(usize::MAX)
-            .with_max_message_size(usize::MAX)
-            .with_idle_timeout(Duration::MAX)
-            .with_handshake_timeout(Duration::MAX)
-            .with_header_read_timeout(Duration::MAX)
-            .with_connect_timeout(Duration::MAX)
-            .with_write_timeout(Duration::MAX)
-            .with_close_grace(Duration::MAX);
+        let extreme =
+            sip_transport_testkit::extreme_limits(count).with_max_message_size(usize::MAX);
         let config = WsConfig::default().with_limits(extreme);
         let (server, s_ev) = bind(config.clone());
         let (_s_fwd, _s_task) = respond(server.clone(), s_ev);

@@ -19,13 +19,6 @@ fn keepalive(idle_secs: u64) -> Option<TcpKeepaliveConfig> {
     Some(TcpKeepaliveConfig::new().with_idle(Duration::from_secs(idle_secs)))
 }
 
-fn at(tos: u8, secs: u64) -> Expected {
-    Expected {
-        tos,
-        keepalive_at_most: Some(Duration::from_secs(secs)),
-    }
-}
-
 type Ws = std::sync::Arc<WsTransport>;
 
 /// The client sends one request to the server; returns once the server has it.
@@ -49,7 +42,12 @@ async fn ws_dscp_and_keepalive_on_listener_accepted_and_dialed_sockets() {
             .with_tcp_keepalive(keepalive(50)),
     )
     .await;
-    check_stream_sockets(srv.local_addr(), at(0x60, 40), at(0x60, 40), at(0xb8, 50));
+    check_stream_sockets(
+        srv.local_addr(),
+        Expected::keepalive(0x60, 40),
+        Expected::keepalive(0x60, 40),
+        Expected::keepalive(0xb8, 50),
+    );
     srv.close().await;
     cli.close().await;
 }
@@ -67,7 +65,12 @@ async fn wss_dscp_and_keepalive_on_listener_accepted_and_dialed_sockets() {
             .with_tcp_keepalive(keepalive(50)),
     )
     .await;
-    check_stream_sockets(srv.local_addr(), at(0xa0, 40), at(0xa0, 40), at(0x60, 50));
+    check_stream_sockets(
+        srv.local_addr(),
+        Expected::keepalive(0xa0, 40),
+        Expected::keepalive(0xa0, 40),
+        Expected::keepalive(0x60, 50),
+    );
     srv.close().await;
     cli.close().await;
 }
@@ -84,7 +87,12 @@ async fn defaults_mark_nothing_and_keepalive_can_be_switched_off() {
         tos: 0,
         keepalive_at_most: None,
     };
-    check_stream_sockets(srv.local_addr(), at(0, os_idle), at(0, os_idle), off);
+    check_stream_sockets(
+        srv.local_addr(),
+        Expected::keepalive(0, os_idle),
+        Expected::keepalive(0, os_idle),
+        off,
+    );
     srv.close().await;
     cli.close().await;
 }
